@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make test` and `make search` create .venv and install the
+# project (with its version ranges) when it is missing. Everything else assumes the same.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install test test-slow search params leaderboard lint clean-venv
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
+
+search: $(STAMP)
+	$(BIN)/python -m search run
+
+params: $(STAMP)
+	$(BIN)/python -m models
+
+leaderboard: $(STAMP)
+	$(BIN)/python -m benchmarks leaderboard
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean-venv:
+	rm -rf $(VENV)

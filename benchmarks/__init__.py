@@ -1,0 +1,1 @@
+"""The training harness: MNIST (and transfer tasks) through one Config and one train()."""

@@ -1,0 +1,137 @@
+"""MNIST, loaded once into uint8 tensors that live on the training device.
+
+It's faster to keep 47 MB of uint8 on the device and normalize/augment whole batches there
+than to run a per-sample PIL pipeline through a DataLoader (airbench's lesson).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from models import UserError
+
+MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics
+VAL_SEED = 0  # the validation split is the same for every run and every seed
+
+# The canonical LeCun files (md5), as torchvision's MNIST reads them from <root>/MNIST/raw.
+MNIST_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+
+
+class DataError(UserError):
+    """Missing or corrupt data files."""
+
+
+@dataclass
+class Split:
+    x: torch.Tensor  # uint8, (N, 1, 28, 28), on the training device
+    y: torch.Tensor  # int64, (N,)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class Data:
+    train: Split
+    val: Split | None
+    test: Split | None  # None when the caller must not see it (the search)
+
+
+def mnist_root(data_root: str = "") -> tuple[Path, bool]:
+    """The data root and whether torchvision may download into it (only the ./data default)."""
+    if data_root:
+        return Path(data_root), False
+    if os.environ.get("MNIST_ROOT"):
+        return Path(os.environ["MNIST_ROOT"]), False
+    return Path("data"), True
+
+
+def md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_mnist(root: Path) -> None:
+    """Check the four IDX files exist with the canonical checksums; name the first bad one."""
+    raw = root / "MNIST" / "raw"
+    for name, expected in MNIST_MD5.items():
+        path = raw / name
+        if not path.is_file():
+            raise DataError(
+                f"MNIST file missing: {path}\n  expected the uncompressed IDX file {name} "
+                f"(md5 {expected}) under {raw}/; set --data-root or MNIST_ROOT to the folder "
+                "that holds MNIST/raw, or leave both unset to download into ./data")
+        got = md5(path)
+        if got != expected:
+            raise DataError(f"MNIST file corrupt: {path}\n  md5 is {got}, expected {expected}; "
+                            "replace it with the canonical file")
+
+
+def _load(root: Path, download: bool, train: bool) -> Split:
+    from torchvision.datasets import MNIST  # imported here: the zoo needs no torchvision
+
+    ds = MNIST(str(root), train=train, download=download)
+    return Split(ds.data.unsqueeze(1).contiguous(), ds.targets.long())
+
+
+def load_mnist(cfg, device: torch.device, with_test: bool = True) -> Data:
+    """Load MNIST per cfg (data_root, val_split, subsets) onto `device`, checksums verified."""
+    root, download = mnist_root(cfg.data_root)
+    if download:
+        _load(root, True, True), _load(root, True, False)  # fetch once for users online
+    verify_mnist(root)
+    train = _load(root, False, True)
+    val = None
+    if cfg.val_split:
+        if cfg.val_split >= len(train):
+            raise UserError(f"invalid option: val_split {cfg.val_split} leaves no training images")
+        perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(VAL_SEED))
+        val = Split(train.x[perm[-cfg.val_split:]], train.y[perm[-cfg.val_split:]])
+        train = Split(train.x[perm[: -cfg.val_split]], train.y[perm[: -cfg.val_split]])
+    if cfg.train_subset:
+        train = Split(train.x[: cfg.train_subset], train.y[: cfg.train_subset])
+    test = _load(root, False, False) if with_test else None
+    if test is not None and cfg.test_subset:
+        test = Split(test.x[: cfg.test_subset], test.y[: cfg.test_subset])
+    if val is not None and cfg.test_subset:  # smoke runs shrink every evaluation split
+        val = Split(val.x[: cfg.test_subset], val.y[: cfg.test_subset])
+    move = lambda s: s and Split(s.x.to(device), s.y.to(device))  # noqa: E731
+    return Data(move(train), move(val), move(test))
+
+
+def normalize(x_uint8_or_float: torch.Tensor) -> torch.Tensor:
+    x = x_uint8_or_float
+    if x.dtype == torch.uint8:
+        x = x.float().div_(255)
+    return (x - MEAN) / STD
+
+
+def augment(x: torch.Tensor, rotate: float, translate: float, gen: torch.Generator):
+    """Random rotation (degrees) and shift (fraction of side) for a whole uint8 batch at once."""
+    x = x.float().div_(255)
+    if not rotate and not translate:
+        return x
+    n = x.shape[0]
+    rand = torch.rand(n, 3, device=x.device, generator=gen) * 2 - 1
+    angle = rand[:, 0] * (rotate * math.pi / 180)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    shift = rand[:, 1:] * (2 * translate)  # grid coordinates span [-1, 1], i.e. 2 per side
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
+                         torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")

@@ -1,0 +1,74 @@
+"""results/leaderboard.csv, derived from results/runs.csv with pandas (timm's results/ idea)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from models import UserError
+
+from .results import RESULTS_DIR
+
+KEYS = ["task", "arch", "epochs", "train_images"]
+
+
+def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per task, architecture, epochs and training-set size; best mean accuracy first."""
+    runs = runs.dropna(subset=["final_test_acc"])
+    runs = runs.sort_values("timestamp")
+    board = runs.groupby(KEYS, dropna=False).agg(
+        model=("model", "last"), family=("family", "last"), params=("params", "first"),
+        macs=("macs", "first"), seeds=("seed", "nunique"), runs=("seed", "size"),
+        mean_test_acc=("final_test_acc", "mean"), std_test_acc=("final_test_acc", "std"),
+        min_test_acc=("final_test_acc", "min"), max_test_acc=("final_test_acc", "max"),
+        mean_max_test_acc=("max_test_acc", "mean"),
+        mean_seconds=("seconds", "mean"),
+        devices=("device_name", lambda s: "; ".join(sorted(set(map(str, s))))),
+        seed_list=("seed", lambda s: " ".join(map(str, sorted(set(s))))),
+    ).reset_index()
+    for col in ["mean_test_acc", "std_test_acc", "min_test_acc", "max_test_acc",
+                "mean_max_test_acc"]:
+        board[col] = board[col].round(4)
+    board["mean_seconds"] = board["mean_seconds"].round(1)
+    board = board.sort_values(["task", "mean_test_acc", "params"], ascending=[True, False, True])
+    return board.reset_index(drop=True)
+
+
+def regenerate(results_dir: Path | None = None) -> pd.DataFrame:
+    results_dir = Path(results_dir or RESULTS_DIR)
+    runs_path = results_dir / "runs.csv"
+    if not runs_path.is_file():
+        raise UserError(f"no runs yet: {runs_path} does not exist "
+                        "(python -m benchmarks mnist --model NAME writes it)")
+    board = leaderboard(pd.read_csv(runs_path))
+    board.to_csv(results_dir / "leaderboard.csv", index=False)
+    return board
+
+
+def print_board(board: pd.DataFrame, console: Console | None = None) -> None:
+    table = Table(title="Leaderboard (final test accuracy %, mean over seeds)")
+    cols = [("task", "task"), ("model", "model"), ("params", "params"), ("epochs", "epochs"),
+            ("seeds", "seeds"), ("mean", "mean_test_acc"), ("std", "std_test_acc"),
+            ("min", "min_test_acc"), ("device", "devices")]
+    for title, _ in cols:
+        table.add_column(title, justify="left" if title in ("task", "model", "device")
+                         else "right", overflow="fold")
+    table.add_column("architecture", overflow="fold")
+    for _, r in board.iterrows():
+        cells = []
+        for _, key in cols:
+            v = r[key]
+            cells.append("-" if pd.isna(v) else f"{v:.2f}" if isinstance(v, float)
+                         and key.endswith("acc") else f"{int(v):,}" if key == "params"
+                         else str(v))
+        table.add_row(*cells, str(r["arch"]))
+    (console or Console()).print(table)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("leaderboard", help="regenerate results/leaderboard.csv from runs.csv")
+    p.add_argument("--results-dir", default=None, help="default: results/ or $NAS_RESULTS")
+    p.set_defaults(func=lambda args: print_board(regenerate(args.results_dir)) or 0)

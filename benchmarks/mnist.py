@@ -1,0 +1,68 @@
+"""The MNIST benchmark: build a zoo model, train it per Config, append the result row."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from models import create_model, family_of
+from models.report import profile
+
+from .config import Config, add_config_args, config_from_args
+from .data import Data, load_mnist
+from .results import append_row, make_row
+from .train import resolve_device, train
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def run_one(cfg: Config, data: Data, *, results: Path | None = None,
+            source: str = "benchmarks mnist", on_epoch=None, model=None) -> dict:
+    """Train one seed and append its row; nothing is written if training raises."""
+    seed_everything(cfg.seed)
+    model = model if model is not None else create_model(cfg.model)
+    stats = profile(model)  # torchinfo: params and MACs, on a CPU copy before training
+    result = train(model, cfg, data, on_epoch=on_epoch)
+    result["train_images"] = len(data.train)
+    result["test_images"] = len(data.test) if data.test is not None else None
+    row = make_row(cfg, result, arch=model.arch, family=family_of(cfg.model),
+                   params=stats["params"], macs=stats["macs"], source=source)
+    row["_result"] = result  # for callers (checkpoints, reports); never written to the CSV
+    row["_model"] = model
+    if results is not False:
+        append_row(row, results)
+    return row
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("mnist", help="train zoo models on MNIST, one result row per seed",
+                       description="Train a zoo member (or architecture string) on MNIST for "
+                                   "each seed; append a row per seed to results/runs.csv.")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 1")
+    p.add_argument("--results", type=Path, default=None,
+                   help="runs CSV to append to (default: results/runs.csv or $NAS_RESULTS)")
+    add_config_args(p, skip=("task", "seed"))
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    console = Console()
+    base = config_from_args(args, task="mnist")
+    seeds = args.seeds or [base.seed]
+    create_model(base.model)  # unknown or over-budget models fail before any data is loaded
+    device = resolve_device(base.device)
+    data = load_mnist(base, device)
+    console.print(f"[bold]{base.model}[/bold] on {device}: {len(data.train):,} training "
+                  f"images, seeds {seeds}, {base.epochs} epochs")
+    for seed in seeds:
+        row = run_one(dataclasses.replace(base, seed=seed), data, results=args.results)
+        console.print(f"seed {seed}: final test accuracy {row['final_test_acc']:.2f}% "
+                      f"(max {row['max_test_acc']:.2f}%), {row['params']:,} params, "
+                      f"{row['seconds']:.0f} s, {row['images_per_second']:,.0f} img/s")
+    return 0

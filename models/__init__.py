@@ -1,0 +1,21 @@
+"""The model zoo: GAP-based CNN families under a parameter budget."""
+
+from . import families  # noqa: F401  (registers the zoo)
+from .arch import Arch, ArchError, Net, build, parse
+from .registry import (
+    BUDGET,
+    OverBudgetError,
+    UnknownModelError,
+    UserError,
+    arch_of,
+    count_params,
+    create_model,
+    family_of,
+    list_families,
+    list_models,
+    register,
+)
+
+__all__ = ["Arch", "ArchError", "BUDGET", "Net", "OverBudgetError", "UnknownModelError",
+           "UserError", "arch_of", "build", "count_params", "create_model", "family_of",
+           "list_families", "list_models", "parse", "register"]

@@ -1,0 +1,42 @@
+"""python -m models [--csv [PATH]] | summary NAME : parameter-count reports of the zoo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+
+from .registry import UserError
+from .report import print_summary, print_zoo, write_csv, zoo_rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models", description=__doc__)
+    parser.add_argument("--csv", nargs="?", const="-", metavar="PATH",
+                        help="write the zoo table as CSV (to PATH, or stdout)")
+    sub = parser.add_subparsers(dest="command")
+    s = sub.add_parser("summary", help="torchinfo's per-layer table for one model")
+    s.add_argument("name", help="zoo member name or architecture string")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "summary":
+            print_summary(args.name)
+        elif args.csv:
+            rows = zoo_rows()
+            if args.csv == "-":
+                write_csv(rows)
+            else:
+                with open(args.csv, "w", newline="") as f:
+                    write_csv(rows, f)
+                print(f"wrote {args.csv} ({len(rows)} models)")
+        else:
+            print_zoo(zoo_rows())
+    except UserError as e:
+        Console(stderr=True).print(f"[red]error:[/red] {e}", highlight=False)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
