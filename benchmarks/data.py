@@ -35,11 +35,27 @@ class DataError(UserError):
 
 @dataclass
 class Split:
+    """Images resident on the device. train() and evaluate() see any split only through
+    len(), num_classes, train_batches() and eval_batches(); other tasks (ants/bees) supply
+    their own split classes with the same four members."""
+
     x: torch.Tensor  # uint8, (N, 1, 28, 28), on the training device
     y: torch.Tensor  # int64, (N,)
+    num_classes: int = 10
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def train_batches(self, cfg, gen: torch.Generator):
+        """One epoch of shuffled, augmented, normalized batches: (x float, y)."""
+        perm = torch.randperm(len(self), device=self.y.device, generator=gen)
+        for i in range(0, len(self), cfg.batch_size):
+            idx = perm[i:i + cfg.batch_size]
+            yield normalize(augment(self.x[idx], cfg.rotate, cfg.translate, gen)), self.y[idx]
+
+    def eval_batches(self, batch_size: int):
+        for i in range(0, len(self), batch_size):
+            yield normalize(self.x[i:i + batch_size]), self.y[i:i + batch_size]
 
 
 @dataclass

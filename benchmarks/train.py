@@ -16,7 +16,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
-from .data import Data, Split, augment, normalize
+from .data import Data
 
 
 class DivergedError(RuntimeError):
@@ -40,25 +40,23 @@ def device_name(device: torch.device) -> str:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, batch_size: int = 2000) -> dict:
+def evaluate(model: nn.Module, split, batch_size: int = 2000) -> dict:
     """Accuracy, top-3, loss, confusion matrix and per-class precision/recall, in percent."""
     model.eval()
-    n_classes = 10
-    confusion = torch.zeros(n_classes * n_classes, dtype=torch.long, device=split.y.device)
-    loss, top3 = torch.zeros((), device=split.y.device), torch.zeros((), device=split.y.device)
-    for i in range(0, len(split), batch_size):
-        x, y = normalize(split.x[i:i + batch_size]), split.y[i:i + batch_size]
+    k = split.num_classes
+    confusion, loss, top3 = 0, 0, 0
+    for x, y in split.eval_batches(batch_size):
         out = model(x).float()
-        loss += nn.functional.cross_entropy(out, y, reduction="sum")
-        top3 += (out.topk(3, dim=1).indices == y[:, None]).any(1).sum()
-        confusion += torch.bincount(y * n_classes + out.argmax(1), minlength=n_classes ** 2)
-    cm = confusion.view(n_classes, n_classes).cpu()  # rows: true class, columns: predicted
+        loss = loss + nn.functional.cross_entropy(out, y, reduction="sum")
+        top3 = top3 + (out.topk(min(3, k), dim=1).indices == y[:, None]).any(1).sum()
+        confusion = confusion + torch.bincount(y * k + out.argmax(1), minlength=k * k)
+    cm = confusion.view(k, k).cpu()  # rows: true class, columns: predicted
     n = len(split)
     diag = cm.diag().double()
     return {
         "acc": round(100 * diag.sum().item() / n, 4),
-        "top3": round(100 * top3.item() / n, 4),
-        "loss": loss.item() / n,
+        "top3": round(100 * float(top3) / n, 4),
+        "loss": float(loss) / n,
         "precision": [round(v, 4) for v in (100 * diag / cm.sum(0).clamp(min=1)).tolist()],
         "recall": [round(v, 4) for v in (100 * diag / cm.sum(1).clamp(min=1)).tolist()],
         "confusion": cm.tolist(),
@@ -113,21 +111,17 @@ def train(model: nn.Module, cfg, data: Data,
                                 loss="-", train_acc="-", eval="")
             model.train()
             t0 = time.perf_counter()
-            perm = torch.randperm(n, device=device, generator=gen)
             # Accumulate on the device and read once per epoch: no host sync per step.
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.long)
-            for i in range(steps):
-                idx = perm[i * bs:(i + 1) * bs]
-                x = augment(train_split.x[idx], cfg.rotate, cfg.translate, gen)
-                y = train_split.y[idx]
-                out = model(normalize(x))
+            for i, (x, y) in enumerate(train_split.train_batches(cfg, gen)):
+                out = model(x)
                 loss = loss_fn(out, y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
-                loss_sum += loss.detach() * len(idx)
+                loss_sum += loss.detach() * len(y)
                 correct += (out.detach().argmax(1) == y).sum()
                 bar.update(task, advance=1,
                            speed=f"{(i + 1) * bs / (time.perf_counter() - t0):,.0f}")
