@@ -22,11 +22,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
+def load_data(cfg: Config, device: torch.device, with_test: bool = True) -> Data:
+    return load_mnist(cfg, device, with_test=with_test)
+
+
+def make_model(cfg: Config):
+    return create_model(cfg.model)
+
+
 def run_one(cfg: Config, data: Data, *, results: Path | None = None,
             source: str = "benchmarks mnist", on_epoch=None, model=None) -> dict:
     """Train one seed and append its row; nothing is written if training raises."""
     seed_everything(cfg.seed)
-    model = model if model is not None else create_model(cfg.model)
+    model = model if model is not None else make_model(cfg)
     stats = profile(model)  # torchinfo: params and MACs, on a CPU copy before training
     result = train(model, cfg, data, on_epoch=on_epoch)
     result["train_images"] = len(data.train)
@@ -57,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
     seeds = args.seeds or [base.seed]
     create_model(base.model)  # unknown or over-budget models fail before any data is loaded
     device = resolve_device(base.device)
-    data = load_mnist(base, device)
+    data = load_data(base, device)
     console.print(f"[bold]{base.model}[/bold] on {device}: {len(data.train):,} training "
                   f"images, seeds {seeds}, {base.epochs} epochs")
     for seed in seeds:
