@@ -9,10 +9,11 @@ from rich.console import Console
 
 from models import UserError
 
-from . import leaderboard, mnist
+from . import evaluate, hymenoptera, leaderboard, make_plots, mnist
+from .train import DivergedError
 
 # Each command module has add_parser(subparsers), which sets func(args) -> exit code.
-COMMANDS = [mnist, leaderboard]
+COMMANDS = [mnist, hymenoptera, leaderboard, evaluate, make_plots]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         Console(stderr=True).print(f"[red]error:[/red] {e}", highlight=False)
         return 2
+    except DivergedError as e:
+        Console(stderr=True).print(f"[red]error:[/red] training diverged: {e}; no row written",
+                                   highlight=False)
+        return 1
     except KeyboardInterrupt:
         Console(stderr=True).print("[yellow]interrupted: the run in progress wrote no row")
         return 130

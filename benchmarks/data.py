@@ -6,6 +6,7 @@ than to run a per-sample PIL pipeline through a DataLoader (airbench's lesson).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -75,6 +76,12 @@ def mnist_root(data_root: str = "") -> tuple[Path, bool]:
 
 
 def md5(path: Path) -> str:
+    st = path.stat()  # a file is hashed once per process unless it changes
+    return _md5(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _md5(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.md5()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
