@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test test-slow search params leaderboard lint clean-venv
+.PHONY: install test test-slow search params leaderboard lint clean-venv transfer
 
 install: $(STAMP)
 
@@ -29,6 +29,12 @@ params: $(STAMP)
 
 leaderboard: $(STAMP)
 	$(BIN)/python -m benchmarks leaderboard
+
+# The ants/bees transfer task (fine-tune ResNet18). Offline, ImageNet weights must already be
+# in torch's cache: `make transfer WEIGHTS=PATH` (a state-dict file) or WEIGHTS=none.
+WEIGHTS ?= imagenet
+transfer: $(STAMP)
+	$(BIN)/python -m benchmarks hymenoptera --weights $(WEIGHTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

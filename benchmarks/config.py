@@ -9,7 +9,17 @@ from dataclasses import dataclass, fields
 
 from models import UserError
 
-SCHEDULES = ("onecycle", "cosine", "constant")
+SCHEDULES = ("onecycle", "cosine", "constant", "step")
+# Which ResNet18 layers the image task trains: all, from layerN on, or only the new head.
+MODES = ("finetune", "layer2", "layer3", "layer4", "feature")
+
+# Per-task defaults, applied under the user's flags. Ants/bees: the PyTorch transfer-learning
+# tutorial's SGD(lr 0.001, momentum 0.9), batch 4, StepLR(7 epochs, 0.1), 25 epochs.
+TASK_DEFAULTS: dict[str, dict] = {
+    "hymenoptera": {"model": "resnet18", "epochs": 25, "batch_size": 4, "lr": 0.001,
+                    "momentum": 0.9, "nesterov": False, "weight_decay": 0.0,
+                    "schedule": "step", "eval_batch_size": 32, "target": 94.0},
+}
 
 
 @dataclass(frozen=True)
@@ -22,7 +32,7 @@ class Config:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 1e-4
-    schedule: str = "onecycle"  # onecycle | cosine | constant
+    schedule: str = "onecycle"  # onecycle | cosine | constant | step (x0.1 every 7 epochs)
     warmup: float = 0.2  # fraction of training spent warming up (onecycle)
     label_smoothing: float = 0.0
     rotate: float = 7.0  # augmentation: max rotation, degrees
@@ -37,6 +47,11 @@ class Config:
     data_root: str = ""  # MNIST root (holding MNIST/raw); else $MNIST_ROOT, else ./data
     target: float = 99.4  # accuracy (%) whose first epoch is recorded
     progress: bool = True  # rich progress bar
+    # The image task (ants/bees) only; MNIST ignores these.
+    mode: str = "finetune"  # layers trained: finetune (all) | layerN (on) | feature (head)
+    weights: str = "imagenet"  # imagenet | none | PATH to a local state-dict file
+    image_size: int = 224  # training crop side (evaluation resizes to 8/7 of it, then crops)
+    workers: int = 2  # DataLoader worker processes decoding images
 
     def __post_init__(self):
         checks = [
@@ -56,6 +71,10 @@ class Config:
             (self.threads >= 0, "threads must be non-negative"),
             (self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
              "device must be auto, cpu, cuda, cuda:N or mps"),
+            (self.mode in MODES, f"mode must be one of {', '.join(MODES)}"),
+            (bool(self.weights), "weights must be imagenet, none or a file path"),
+            (self.image_size >= 32, "image_size must be at least 32 (ResNet18 downsamples 32x)"),
+            (self.workers >= 0, "workers must be non-negative"),
         ]
         for ok, why in checks:
             if not ok:
@@ -74,20 +93,29 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def add_config_args(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+def add_config_args(parser: argparse.ArgumentParser, skip: tuple[str, ...] = (),
+                    task: str = "mnist") -> None:
     """One --flag per Config field (underscores become dashes); defaults stay in Config."""
     hints = typing.get_type_hints(Config)
+    defaults = TASK_DEFAULTS.get(task, {})
     for f in fields(Config):
         if f.name in skip:
             continue
         kind = hints[f.name]
         parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None,
                             type=_parse_bool if kind is bool else kind,
-                            metavar=kind.__name__.upper(), help=f"default: {f.default!r}")
+                            metavar=kind.__name__.upper(),
+                            help=f"default: {defaults.get(f.name, f.default)!r}")
+
+
+def task_config(task: str = "mnist", **values) -> Config:
+    """Config for `task`: its TASK_DEFAULTS, then `values` on top."""
+    return dataclasses.replace(Config(), task=task, **{**TASK_DEFAULTS.get(task, {}), **values})
 
 
 def config_from_args(args: argparse.Namespace, **extra) -> Config:
-    """Config from parsed flags: only the flags the user gave replace the defaults."""
+    """Config from parsed flags: only the flags the user gave replace the (task's) defaults."""
     given = {f.name: getattr(args, f.name) for f in fields(Config)
              if getattr(args, f.name, None) is not None}
-    return dataclasses.replace(Config(), **{**given, **extra})
+    values = {**given, **extra}
+    return task_config(values.pop("task", "mnist"), **values)

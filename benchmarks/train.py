@@ -71,6 +71,9 @@ def _schedule(opt, cfg, total_steps: int):
             final_div_factor=200)
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    if cfg.schedule == "step":  # the transfer tutorial's StepLR(7 epochs, 0.1); stepped per batch
+        steps_per_epoch = max(1, total_steps // cfg.epochs)
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=7 * steps_per_epoch, gamma=0.1)
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
 
 

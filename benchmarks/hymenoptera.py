@@ -1,0 +1,223 @@
+"""The ants/bees transfer task: ResNet18, ImageNet-pretrained (or not), fine-tuned per Config.
+
+The dataset has only two folders, train/ and val/. Benchmark runs report the val folder in the
+row's test columns (final_test_acc, the leaderboard); the search, which must never see a test
+set, selects on the same val folder as its validation split. There is no third split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import re
+from pathlib import Path
+from urllib.error import URLError
+
+import torch
+from rich.console import Console
+from torch import nn
+from torchinfo import summary
+from torchvision.models import ResNet18_Weights, resnet18
+
+from models import UserError
+
+from .config import Config, add_config_args, config_from_args
+from .data import Data
+from .images import load_image_splits
+from .results import append_row, make_row
+from .train import resolve_device, train
+
+IMAGENET = ResNet18_Weights.IMAGENET1K_V1
+# The first child each mode trains; every child before it is frozen.
+TRAINED_FROM = {"finetune": "conv1", "layer2": "layer2", "layer3": "layer3",
+                "layer4": "layer4", "feature": "fc"}
+
+
+class WeightsError(UserError):
+    """Pretrained weights that are missing, unreadable or not a ResNet18 state dict."""
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def load_data(cfg: Config, device: torch.device, with_test: bool = True) -> Data:
+    """Benchmarks: the val folder in the test slot. Search (with_test=False): it is val."""
+    train_split, val_split = load_image_splits(cfg, device)
+    return Data(train_split, None, val_split) if with_test else Data(train_split, val_split, None)
+
+
+def imagenet_cache_file() -> Path:
+    """Where torchvision keeps (and looks for) the ImageNet ResNet18 file: torch hub's cache."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(IMAGENET.url).name
+
+
+def _imagenet_state() -> tuple[dict, str]:
+    path = imagenet_cache_file()
+    how = "from the cache" if path.is_file() else "downloaded"
+    try:  # torchvision loads a cached file without the network, else downloads it
+        state = IMAGENET.get_state_dict(progress=True, check_hash=True, weights_only=True)
+    except (URLError, OSError) as e:
+        raise WeightsError(
+            f"ImageNet weights for ResNet18 are not available: {path} is not cached and the "
+            f"download failed ({getattr(e, 'reason', e)}). Two ways to provide them:\n"
+            f"  1. run once with internet, so torchvision caches {path.name} in {path.parent} "
+            "(set TORCH_HOME to move that folder), or\n"
+            f"  2. pass --weights PATH to a local ResNet18 state-dict file (.pth or "
+            ".safetensors), such as a copy of that file.\n"
+            "  (--weights none trains from random initialisation.)") from None
+    except Exception as e:  # torch.load of a damaged cache file raises many kinds
+        raise WeightsError(f"{path}: the cached ImageNet weights are unreadable ({e}); "
+                           "delete the file to download it again") from None
+    return state, f"imagenet (torchvision {IMAGENET}, {how}: {path})"
+
+
+def _file_state(path: Path) -> tuple[dict, str]:
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path} (--weights takes imagenet, none "
+                           "or the path of a ResNet18 state-dict file)")
+    try:  # weights_only / safetensors: loading never runs code from the file
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+            state = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle, zip and safetensors errors have no common base
+        raise WeightsError(f"{path}: not a readable state-dict file ({type(e).__name__}: "
+                           f"{e})") from None
+    for key in ("state_dict", "model"):  # training scripts often wrap the state dict
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                              for v in state.values()):
+        raise WeightsError(f"{path}: not a state dict (a mapping of names to tensors)")
+    state = {k.removeprefix("module."): v for k, v in state.items()}  # DataParallel's prefix
+    return state, f"file {path}"
+
+
+def load_weights(spec: str) -> tuple[dict | None, str, str]:
+    """(state dict or None, tag for the arch string, what the run says it used)."""
+    if spec == "none":
+        return None, "none", "none (random initialisation)"
+    if spec == "imagenet":
+        state, described = _imagenet_state()
+        return state, "imagenet", described
+    path = Path(spec).expanduser()
+    state, described = _file_state(path)
+    with open(path, "rb") as f:
+        sha = hashlib.file_digest(f, "sha256").hexdigest()
+    return state, f"file.{sha[:8]}", f"{described} (sha256 {sha[:12]})"
+
+
+def _apply(model: nn.Module, state: dict, described: str) -> None:
+    """Load every backbone tensor; the head too when its shape fits (else it stays new)."""
+    head = model.fc.weight.shape
+    if state.get("fc.weight") is None or state["fc.weight"].shape != head:
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # a tensor of the wrong shape
+        raise WeightsError(f"{described}: does not fit ResNet18: "
+                           f"{str(e).splitlines()[-1].strip()}") from None
+    missing = [k for k in missing if not k.startswith("fc.")]
+    if missing or unexpected:
+        raise WeightsError(f"{described}: not a ResNet18 state dict (missing {missing[:3]}, "
+                           f"unexpected {unexpected[:3]})")
+
+
+def freeze(model: nn.Module, mode: str) -> None:
+    """Train the children from TRAINED_FROM[mode] on; freeze the rest (no grads, so SGD skips
+    them). As in the tutorial, frozen BatchNorm layers still update their running stats."""
+    names = [name for name, _ in model.named_children()]
+    start = names.index(TRAINED_FROM[mode])
+    for i, (_, child) in enumerate(model.named_children()):
+        child.requires_grad_(i >= start)
+
+
+def arch_string(mode: str, tag: str, num_classes: int = 2) -> str:
+    return f"resnet18-{mode}-{tag}" + (f"-{num_classes}classes" if num_classes != 2 else "")
+
+
+def model_from_arch(arch: str) -> nn.Module:
+    """The untrained network an arch string names (checkpoints bring their own weights)."""
+    m = re.fullmatch(r"resnet18-(\w+)-([\w.]+?)(?:-(\d+)classes)?", arch)
+    if not m or m.group(1) not in TRAINED_FROM:
+        raise UserError(f"not a ResNet18 architecture string: {arch!r}")
+    model = resnet18(num_classes=int(m.group(3) or 2))
+    freeze(model, m.group(1))
+    model.arch = arch
+    return model
+
+
+def make_model(cfg: Config, num_classes: int = 2) -> nn.Module:
+    """ResNet18 with a new num_classes head, weights per cfg.weights, frozen per cfg.mode."""
+    state, tag, described = load_weights(cfg.weights)
+    model = resnet18(num_classes=num_classes)  # random init; the new head keeps it
+    if state is not None:
+        _apply(model, state, described)
+    freeze(model, cfg.mode)
+    model.arch = arch_string(cfg.mode, tag, num_classes)
+    model.weights_used = described
+    return model
+
+
+def profile(model: nn.Module, image_size: int) -> dict:
+    """torchinfo's total and trainable parameters and MACs for one image_size² RGB image."""
+    stats = summary(model, input_size=(1, 3, image_size, image_size), verbose=0, device="cpu")
+    return {"params": stats.total_params, "trainable": stats.trainable_params,
+            "macs": stats.total_mult_adds}
+
+
+def run_one(cfg: Config, data: Data, *, results: Path | None = None,
+            source: str = "benchmarks hymenoptera", on_epoch=None, model=None) -> dict:
+    """Train one seed and append its row (params: all of ResNet18's, trainable or not)."""
+    seed_everything(cfg.seed)
+    model = model if model is not None else make_model(cfg, data.train.num_classes)
+    stats = profile(model, cfg.image_size)
+    result = train(model, cfg, data, on_epoch=on_epoch)
+    result["train_images"] = len(data.train)
+    result["test_images"] = len(data.test) if data.test is not None else None
+    row = make_row(cfg, result, arch=model.arch, family="resnet18", params=stats["params"],
+                   macs=stats["macs"], source=source)
+    row["trainable_params"] = stats["trainable"]  # not a CSV column; the console shows it
+    row["_result"] = result  # for callers (checkpoints, reports); never written to the CSV
+    row["_model"] = model
+    if results is not False:
+        append_row(row, results)
+    return row
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "hymenoptera", help="transfer learning: ResNet18 on the ants/bees images",
+        description="Fine-tune ResNet18 (ImageNet weights, a local file, or none) on the "
+                    "ants/bees folders; the tutorial's defaults. The val folder is reported "
+                    "as the row's test accuracy. Appends a row per seed to results/runs.csv.")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 1")
+    p.add_argument("--results", type=Path, default=None,
+                   help="runs CSV to append to (default: results/runs.csv or $NAS_RESULTS)")
+    add_config_args(p, skip=("task", "seed", "model", "rotate", "translate", "val_split"),
+                    task="hymenoptera")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    console = Console()
+    base = config_from_args(args, task="hymenoptera")
+    seeds = args.seeds or [base.seed]
+    device = resolve_device(base.device)
+    _, _, described = load_weights(base.weights)  # fails before any image is read
+    data = load_data(base, device)
+    console.print(f"[bold]resnet18[/bold] {base.mode} on {device}: {len(data.train):,} "
+                  f"training images, {len(data.test):,} val images (reported as test), "
+                  f"seeds {seeds}, {base.epochs} epochs, {base.image_size}px", highlight=False)
+    console.print(f"weights: {described}", highlight=False)
+    for seed in seeds:
+        row = run_one(dataclasses.replace(base, seed=seed), data, results=args.results)
+        console.print(f"seed {seed}: final val accuracy {row['final_test_acc']:.2f}% "
+                      f"(max {row['max_test_acc']:.2f}%), {row['arch']}, "
+                      f"{row['trainable_params']:,} of {row['params']:,} params trained, "
+                      f"{row['seconds']:.0f} s, {row['images_per_second']:,.1f} img/s",
+                      highlight=False)
+    return 0
