@@ -12,6 +12,7 @@ from rich.console import Console
 from models import create_model, family_of
 from models.report import profile
 
+from .checkpoint import BestWeights, checkpoint_dir, save_run
 from .config import Config, add_config_args, config_from_args
 from .data import Data, load_mnist
 from .results import append_row, make_row
@@ -36,7 +37,8 @@ def run_one(cfg: Config, data: Data, *, results: Path | None = None,
     seed_everything(cfg.seed)
     model = model if model is not None else make_model(cfg)
     stats = profile(model)  # torchinfo: params and MACs, on a CPU copy before training
-    result = train(model, cfg, data, on_epoch=on_epoch)
+    best = BestWeights(model, on_epoch)  # snapshots the best-by-validation weights
+    result = train(model, cfg, data, on_epoch=best)
     result["train_images"] = len(data.train)
     result["test_images"] = len(data.test) if data.test is not None else None
     row = make_row(cfg, result, arch=model.arch, family=family_of(cfg.model),
@@ -44,6 +46,7 @@ def run_one(cfg: Config, data: Data, *, results: Path | None = None,
     row["_result"] = result  # for callers (checkpoints, reports); never written to the CSV
     row["_model"] = model
     if results is not False:
+        row.update(save_run(row, model, best, checkpoint_dir(results)))  # row["checkpoint"]
         append_row(row, results)
     return row
 
@@ -73,4 +76,5 @@ def main(args: argparse.Namespace) -> int:
         console.print(f"seed {seed}: final test accuracy {row['final_test_acc']:.2f}% "
                       f"(max {row['max_test_acc']:.2f}%), {row['params']:,} params, "
                       f"{row['seconds']:.0f} s, {row['images_per_second']:,.0f} img/s")
+        console.print(f"  weights: {row['checkpoint']}", highlight=False, soft_wrap=True)
     return 0

@@ -1,0 +1,187 @@
+"""Checkpoints: safetensors weights plus a JSON sidecar holding the run's whole result row.
+
+    results/checkpoints/<task>-<model>-s<seed>-<timestamp>-final.safetensors  (+ .json)
+    results/checkpoints/<task>-<model>-s<seed>-<timestamp>-best.safetensors   (val_split > 0)
+
+safetensors holds only tensors, so loading a checkpoint never executes code from the file
+(unlike pickle). The network is rebuilt from the sidecar's architecture string, then the
+weights must fit it key for key and shape for shape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from models import ArchError, UserError, build
+
+from . import results as results_mod
+
+SUFFIX = ".safetensors"
+
+
+class CheckpointError(UserError):
+    """A checkpoint that is missing, truncated, or does not fit its architecture."""
+
+
+def checkpoint_dir(results: Path | str | None = None) -> Path:
+    """Checkpoints live next to the runs CSV they belong to: <results folder>/checkpoints."""
+    if results:
+        return Path(results).parent / "checkpoints"
+    return results_mod.RESULTS_DIR / "checkpoints"  # read at call time: tests redirect it
+
+
+def run_stem(row: dict) -> str:
+    """<task>-<model>-s<seed>-<timestamp>, safe as a file name (arch strings hold '|')."""
+    model = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(row["model"]))[:80]
+    stamp = re.sub(r"[^0-9T]", "", str(row["timestamp"]).split("+")[0])
+    return f"{row['task']}-{model}-s{row['seed']}-{stamp}"
+
+
+class BestWeights:
+    """An on_epoch hook that keeps a CPU copy of the weights of the best val_acc epoch so far,
+    then calls the caller's own hook (which may raise to stop the run)."""
+
+    def __init__(self, model: nn.Module, then: Callable[[int, dict], None] | None = None):
+        self.model, self.then = model, then
+        self.acc, self.epoch, self.state = float("-inf"), None, None
+
+    def __call__(self, epoch: int, record: dict) -> None:
+        if record.get("val_acc") is not None and record["val_acc"] > self.acc:
+            self.acc, self.epoch = record["val_acc"], epoch
+            self.state = {k: v.detach().to("cpu", copy=True)
+                          for k, v in self.model.state_dict().items()}
+        if self.then is not None:
+            self.then(epoch, record)
+
+
+def _sidecar(row: dict, kind: str, epoch: int) -> dict:
+    result = row.get("_result") or {}
+    history = result.get("history", [])
+    record = next((r for r in history if r["epoch"] == epoch), {})
+    side = {k: v for k, v in row.items()
+            if not k.startswith("_") and k not in ("checkpoint", "best_checkpoint")}
+    side["checkpoint_kind"] = kind  # "final" or "best" ("weights" is a Config field)
+    # What training measured with exactly these weights: evaluate must reproduce it.
+    side["recorded"] = {"epoch": epoch, **{k: record.get(k) for k in
+                                           ("test_acc", "test_loss", "val_acc", "val_loss")}}
+    if kind == "final":
+        side["recorded"]["test"] = result.get("test")
+        side["recorded"]["val"] = result.get("val")
+    side["history"] = history
+    return side
+
+
+def save(state: dict[str, torch.Tensor], sidecar: dict, path: Path) -> Path:
+    """Write weights and sidecar, each through a temporary file so no half file is left."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"arch": str(sidecar.get("arch")), "format": "pt"})
+    os.chmod(tmp, 0o644)  # safetensors creates it private; checkpoints are shared results
+    os.replace(tmp, path)
+    side = path.with_suffix(".json")
+    tmp = side.with_name(side.name + ".tmp")
+    tmp.write_text(json.dumps(sidecar, indent=1, default=str) + "\n")
+    os.replace(tmp, side)
+    return path
+
+
+def save_run(row: dict, model: nn.Module, best: BestWeights | None = None,
+             directory: Path | None = None) -> dict:
+    """Save a finished run's final (and best-by-validation) weights; returns their paths."""
+    directory = Path(directory or checkpoint_dir())
+    stem, n = run_stem(row), 1
+    while (directory / f"{stem}-final{SUFFIX}").exists():  # two runs in the same second
+        n += 1
+        stem = f"{run_stem(row)}-{n}"
+    epochs = len((row.get("_result") or {}).get("history", [])) or row.get("epochs")
+    final = save(model.state_dict(), _sidecar(row, "final", epochs),
+                 directory / f"{stem}-final{SUFFIX}")
+    paths = {"checkpoint": str(final), "best_checkpoint": None}
+    if best is not None and best.state is not None:
+        paths["best_checkpoint"] = str(save(best.state, _sidecar(row, "best", best.epoch),
+                                            directory / f"{stem}-best{SUFFIX}"))
+    return paths
+
+
+def resolve(path: Path | str) -> tuple[Path, Path]:
+    """The weights and sidecar paths for a checkpoint given as .safetensors, .json or stem."""
+    path = Path(path)
+    if path.suffix == ".json":
+        weights = path.with_suffix(SUFFIX)
+    elif path.suffix == SUFFIX:
+        weights = path
+    else:  # a stem such as results/checkpoints/mnist-plain_7k-s1-20250101T000000-final
+        weights = path.with_name(path.name + SUFFIX)
+    if not weights.is_file():
+        raise CheckpointError(f"checkpoint not found: {weights}")
+    sidecar = weights.with_suffix(".json")
+    if not sidecar.is_file():
+        raise CheckpointError(
+            f"{weights}: its sidecar {sidecar.name} is missing; a checkpoint is the weights "
+            "plus a .json sidecar holding the run's row (architecture string, Config)")
+    return weights, sidecar
+
+
+def read_sidecar(sidecar: Path) -> dict:
+    try:
+        side = json.loads(sidecar.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{sidecar}: not a readable JSON sidecar ({e})") from None
+    if not isinstance(side, dict) or not side.get("arch") or not side.get("task"):
+        raise CheckpointError(f"{sidecar}: the sidecar has no 'task' and 'arch' fields")
+    return side
+
+
+def build_model(side: dict, sidecar: Path) -> nn.Module:
+    """Rebuild the network from the sidecar: MNIST from its architecture string, other tasks
+    through their module's model_from_arch(arch)."""
+    if side["task"] == "mnist":
+        try:
+            return build(side["arch"])
+        except ArchError as e:
+            raise CheckpointError(f"{sidecar}: invalid architecture: {e}") from None
+    from .tasks import get_task
+    task = get_task(side["task"])
+    if not hasattr(task, "model_from_arch"):
+        raise CheckpointError(f"{sidecar}: task {side['task']!r} cannot rebuild its models "
+                              "from checkpoints")
+    return task.model_from_arch(side["arch"])
+
+
+def load_weights(model: nn.Module, weights: Path, arch: str) -> None:
+    """Load safetensors weights into `model`; every key and shape must match."""
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{weights}: cannot read the weights; the file is truncated "
+                              f"or not a safetensors file ({e})") from None
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    problems = [f"{k} has shape {list(got[k])}, the architecture needs {list(want[k])}"
+                for k in want if k in got and got[k] != want[k]]
+    problems += [f"missing {k}" for k in want if k not in got]
+    problems += [f"unexpected {k}" for k in got if k not in want]
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise CheckpointError(f"{weights}: the weights do not fit the architecture {arch}: "
+                              f"{'; '.join(problems[:3])}{more}")
+    model.load_state_dict(state)
+
+
+def load(path: Path | str, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
+    """The model (in eval mode, on `device`) and the sidecar of a checkpoint."""
+    weights, sidecar = resolve(path)
+    side = read_sidecar(sidecar)
+    model = build_model(side, sidecar)
+    load_weights(model, weights, side["arch"])
+    return model.to(device).eval(), side

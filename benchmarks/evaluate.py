@@ -1,0 +1,129 @@
+"""python -m benchmarks evaluate --checkpoint PATH: re-test saved weights on test or val.
+
+The model is rebuilt from the sidecar's architecture string and the data is loaded with the
+sidecar's own Config (val_split, test_subset), so the split is the one the run measured and
+the accuracy matches the recorded one exactly on the same kind of device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from models import UserError
+
+from .checkpoint import load
+from .config import Config
+from .tasks import get_task
+from .train import evaluate, resolve_device
+
+
+def config_of(side: dict, **overrides) -> Config:
+    """The run's Config from its sidecar; fields this version no longer has are dropped."""
+    saved = side.get("config")
+    saved = json.loads(saved) if isinstance(saved, str) else dict(saved or {})
+    known = {f.name for f in dataclasses.fields(Config)}
+    return Config(**{**{k: v for k, v in saved.items() if k in known}, **overrides})
+
+
+def default_device(side: dict) -> str:
+    """The kind of device the run used when this machine has one, else the CPU."""
+    if side.get("device") == "cuda" and torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def load_split(side: dict, split: str, device: torch.device, data_root: str = "",
+               overrides: dict | None = None):
+    """The run's `split` ('test' or 'val'), loaded per the sidecar's Config (+ overrides)."""
+    cfg = config_of(side, device=str(device), data_root=data_root, progress=False,
+                    **(overrides or {}))
+    if split == "val" and not cfg.val_split:
+        raise UserError(f"--split val: the run of {side['model']} held out no validation "
+                        "split (val_split 0); use --split test")
+    data = get_task(cfg.task).load_data(cfg, device, with_test=split == "test")
+    return getattr(data, split), cfg
+
+
+def evaluate_checkpoint(path: Path | str, split: str = "test", device: str | None = None,
+                        data_root: str = "") -> dict:
+    """Load a checkpoint, evaluate it on `split`; figures in percent, with the recorded ones."""
+    model, side = load(path, "cpu")
+    dev = resolve_device(device or default_device(side))
+    data, cfg = load_split(side, split, dev, data_root)
+    metrics = evaluate(model.to(dev), data, cfg.eval_batch_size)
+    recorded = (side.get("recorded") or {}).get(f"{split}_acc")
+    return {
+        "checkpoint": str(path), "split": split, f"{split}_acc": metrics["acc"],
+        **metrics, "images": len(data), "recorded_acc": recorded,
+        "matches_recorded": None if recorded is None else metrics["acc"] == recorded,
+        "task": side["task"], "model": side["model"], "arch": side["arch"],
+        "params": side.get("params"), "seed": side.get("seed"), "epochs": side.get("epochs"),
+        "checkpoint_kind": side.get("checkpoint_kind"),
+        "epoch": (side.get("recorded") or {}).get("epoch"),
+        "recorded_device": side.get("device_name"), "device": str(dev),
+        "classes": getattr(data, "classes", None) or [str(i) for i in range(data.num_classes)],
+    }
+
+
+def print_report(r: dict, console: Console | None = None) -> None:
+    """The figures as rich tables: summary, per-class precision/recall, confusion matrix."""
+    console = console or Console()
+    classes = r["classes"]
+    head = Table(title=f"{r['model']} ({r['checkpoint_kind']} weights, epoch {r['epoch']}), "
+                       f"{r['split']} split, {r['images']:,} images")
+    for col in ("accuracy %", "top-3 %", "loss", "recorded %", "params", "device"):
+        head.add_column(col, justify="right")
+    rec = "-" if r["recorded_acc"] is None else f"{r['recorded_acc']:.2f} " + (
+        "[green](same)" if r["matches_recorded"] else "[red](differs)")
+    head.add_row(f"{r['acc']:.2f}", f"{r['top3']:.2f}", f"{r['loss']:.4f}", rec,
+                 f"{r['params']:,}" if r["params"] else "-", r["device"])
+    console.print(head)
+    console.print(f"architecture {r['arch']}", highlight=False)
+
+    per = Table(title="Per class (%)")
+    per.add_column("class", no_wrap=True)
+    for name in classes:
+        per.add_column(name, justify="right")
+    per.add_row("precision", *(f"{v:.1f}" for v in r["precision"]))
+    per.add_row("recall", *(f"{v:.1f}" for v in r["recall"]))
+    console.print(per)
+
+    cm = Table(title="Confusion matrix (rows: true class, columns: predicted)")
+    cm.add_column("true", no_wrap=True)
+    for name in classes:
+        cm.add_column(name, justify="right")
+    for i, row in enumerate(r["confusion"]):
+        cm.add_row(classes[i], *(f"[bold]{v}[/bold]" if i == j else (str(v) if v else "[dim]0")
+                                 for j, v in enumerate(row)))
+    console.print(cm)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="re-test a saved checkpoint on the test or val split",
+                       description="Rebuild a model from a checkpoint's sidecar, load its "
+                                   "weights and evaluate it.")
+    p.add_argument("--checkpoint", type=Path, required=True,
+                   help="the .safetensors file (its .json sidecar must sit beside it)")
+    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--device", default=None,
+                   help="default: the kind of device the run used when present, else cpu")
+    p.add_argument("--data-root", default="",
+                   help="data folder (default: $MNIST_ROOT, else ./data)")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    r = evaluate_checkpoint(args.checkpoint, args.split, args.device, args.data_root)
+    print_report(r)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(r, indent=1) + "\n")
+    return 0
