@@ -1,0 +1,169 @@
+"""python -m benchmarks plots: regenerate results/plots/ from the committed results.
+
+Run pictures come from results/runs.csv (benchmark rows, not search trials) and, where a
+run's final checkpoint is present, from its weights re-evaluated on the test split. Optuna's
+plots come from every study in every results/*.db (optuna.visualization.matplotlib: the
+plotly path would need a browser for PNG export). Data roots: $MNIST_ROOT, $HYMENOPTERA_ROOT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import warnings
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import torch
+from optuna.trial import TrialState
+from rich.console import Console
+
+from . import plots
+from . import results as results_mod
+from .checkpoint import load, read_sidecar, run_stem
+from .config import Config
+from .evaluate import load_split
+from .train import evaluate
+
+
+def benchmark_runs(results_dir: Path) -> list[dict]:
+    """Benchmark rows of runs.csv, each merged with its final checkpoint's sidecar (which
+    adds the full per-epoch history) and its path, when that checkpoint is present."""
+    path = results_dir / "runs.csv"
+    if not path.is_file():
+        return []
+    rows = pd.read_csv(path).to_dict("records")
+    runs = []
+    for row in rows:
+        if not str(row.get("source", "")).startswith("benchmarks"):
+            continue  # search trials live in the study plots
+        row = {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()}
+        stem = run_stem(row)
+        weights = results_dir / "checkpoints" / f"{stem}-final.safetensors"
+        if weights.is_file() and weights.with_suffix(".json").is_file():
+            row = {**row, **read_sidecar(weights.with_suffix(".json")),
+                   "checkpoint": weights}
+        runs.append({**row, "stem": stem})
+    return runs
+
+
+def run_plots(run: dict, out: Path, console: Console) -> list[Path]:
+    """Curves for every run; confusion, mistakes and predictions for runs with weights."""
+    folder = out / "runs" / run["stem"]
+    made = [plots.plot_curves(run, folder / "curves.png")]
+    if not run.get("checkpoint"):
+        return made
+    device = torch.device("cpu")
+    model, side = load(run["checkpoint"], device)
+    title = f"{run['model']}, seed {run['seed']}, {run['epochs']} epochs"
+    if run["task"] == "hymenoptera":
+        split, _ = load_split(side, "test", device, overrides={"test_subset": 12,
+                                                                "workers": 0})
+        made.append(plots.plot_image_predictions(model, split, folder / "predictions.png",
+                                                 title))
+        side_test = (side.get("recorded") or {}).get("test") or {}
+        if side_test.get("confusion"):  # the 2x2 matrix as training measured it
+            made.append(plots.plot_confusion(side_test["confusion"], folder / "confusion.png",
+                                             title, split.classes))
+        return made
+    split, cfg = load_split(side, "test", device)
+    metrics = evaluate(model, split, cfg.eval_batch_size)
+    recorded = (side.get("recorded") or {}).get("test_acc")
+    if recorded is not None and metrics["acc"] != recorded:
+        console.print(f"[yellow]warning:[/yellow] {run['checkpoint']}: test accuracy "
+                      f"{metrics['acc']} differs from the recorded {recorded}")
+    made.append(plots.plot_confusion(metrics["confusion"], folder / "confusion.png", title))
+    made.append(plots.plot_misclassified(model, split, folder / "misclassified.png", title,
+                                         batch_size=cfg.eval_batch_size))
+    return made
+
+
+def _target(i: int):
+    return lambda t: t.values[i]
+
+
+def _lower_is_better(study: optuna.Study, i: int):
+    """Objective i, negated when maximized: PED-ANOVA (Optuna's default importance evaluator)
+    ranks parameters by how they reach LOW target values."""
+    sign = -1.0 if study.directions[i] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    return lambda t: sign * t.values[i]
+
+
+def study_plots(storage: str, out: Path, prefix: str, console: Console) -> list[Path]:
+    """History, parameter importances and (with two objectives) the Pareto front per study."""
+    import optuna.visualization.matplotlib as vis
+
+    made = []
+    for name in optuna.get_all_study_names(storage):
+        study = optuna.load_study(study_name=name, storage=storage)
+        done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+        if not done:
+            console.print(f"study {name}: no complete trials yet, no plots")
+            continue
+        names = study.metric_names or [f"objective {i}" for i in range(len(study.directions))]
+        multi = len(study.directions) > 1
+        stem = f"{prefix}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}"
+        jobs = [("history", lambda: vis.plot_optimization_history(
+                    study, target=_target(0) if multi else None, target_name=names[0])),
+                ("importances", lambda: vis.plot_param_importances(
+                    study, target=_lower_is_better(study, 0) if multi else None,
+                    target_name=names[0]))]
+        if multi:
+            jobs.append(("pareto", lambda: vis.plot_pareto_front(study, target_names=names)))
+        for kind, job in jobs:
+            try:
+                with warnings.catch_warnings():  # "experimental" since Optuna 2: just noise
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    warnings.filterwarnings("ignore", "PedAnovaImportanceEvaluator")  # see above
+                    ax = job()
+            except (ValueError, RuntimeError, ZeroDivisionError) as e:  # e.g. too few trials
+                console.print(f"study {name}: no {kind} plot ({e})")
+                continue
+            fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+            made.append(plots._save(fig, out / f"{stem}-{kind}.png"))
+    return made
+
+
+def regenerate(results_dir: Path | None = None, out: Path | None = None,
+               console: Console | None = None) -> list[Path]:
+    """Write every picture; returns their paths."""
+    results_dir = Path(results_dir or results_mod.RESULTS_DIR)
+    out = Path(out or results_dir / "plots")
+    console = console or Console()
+    runs = benchmark_runs(results_dir)
+    made = []
+    for run in runs:
+        made += run_plots(run, out, console)
+    zoo = [r for r in runs if r["task"] == "mnist" and int(r["epochs"]) >= 5]
+    if zoo:
+        made.append(plots.plot_zoo_curves(zoo, out / "zoo-curves.png"))
+    # Augmentation as the default Config trains: on CPU, a few training digits.
+    from .data import load_mnist
+    cfg = Config(device="cpu", train_subset=16, progress=False)
+    made.append(plots.plot_augmentation(load_mnist(cfg, torch.device("cpu"), False).train,
+                                        cfg, out / "mnist-augmentation.png"))
+    dbs = sorted(results_dir.glob("*.db"))
+    if not dbs:
+        console.print(f"no study databases (*.db) in {results_dir}: no Optuna plots")
+    for db in dbs:
+        made += study_plots(f"sqlite:///{db}", out, db.stem, console)
+    return made
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plots", help="regenerate results/plots/*.png from the committed results",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results-dir", type=Path, default=None,
+                   help="default: results/ or $NAS_RESULTS")
+    p.add_argument("--out", type=Path, default=None, help="default: <results dir>/plots")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    console = Console()
+    made = regenerate(args.results_dir, args.out, console)
+    for path in made:
+        console.print(f"wrote {path}", highlight=False)
+    console.print(f"{len(made)} PNG files written")
+    return 0

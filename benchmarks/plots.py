@@ -1,0 +1,221 @@
+"""python -m benchmarks plots: PNG pictures of the committed runs, checkpoints and studies.
+
+Headless (matplotlib's Agg backend). Everything is regenerated from results/runs.csv,
+results/checkpoints/*.json + .safetensors and results/*.db, into results/plots/:
+
+    runs/<run>/curves.png         loss and accuracy per epoch (train, val, test)
+    runs/<run>/confusion.png      test confusion matrix      (runs with a checkpoint)
+    runs/<run>/misclassified.png  the test digits it gets wrong (runs with a checkpoint)
+    zoo-curves.png                test accuracy per epoch of every benchmark run
+    mnist-augmentation.png        training digits as the model sees them after augmentation
+    <db>-<study>-history.png, -importances.png, -pareto.png   Optuna's matplotlib plots
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on CI and servers; must precede pyplot (Optuna uses it)
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from .data import MEAN, STD, Split  # noqa: E402
+
+DPI = 100  # the PNGs are committed: keep them small
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)  # only pyplot-made figures are registered; harmless for the others
+    return path
+
+
+def _title(run: dict) -> str:
+    acc = run.get("final_test_acc")
+    acc = "" if acc is None or pd.isna(acc) else f", final test {float(acc):.2f}%"
+    return (f"{run['model']} ({int(run['params']):,} params), seed {run['seed']}, "
+            f"{run['epochs']} epochs{acc}\n{run['arch']}")
+
+
+def history_of(run: dict) -> list[dict]:
+    """Per-epoch records: the sidecar's full history, else rebuilt from the CSV columns."""
+    if run.get("history"):
+        return run["history"]
+    cols = {"test_acc": "test_acc_per_epoch", "val_acc": "val_acc_per_epoch",
+            "train_loss": "train_loss_per_epoch"}
+    series = {k: json.loads(run[c]) if isinstance(run.get(c), str) else []
+              for k, c in cols.items()}
+    n = max(len(v) for v in series.values())
+    return [{"epoch": i + 1, **{k: v[i] for k, v in series.items() if len(v) == n}}
+            for i in range(n)]
+
+
+def plot_curves(run: dict, path: Path) -> Path:
+    """Loss (left) and accuracy (right) per epoch, for every split the run measured."""
+    hist = history_of(run)
+    epochs = [r["epoch"] for r in hist]
+    fig = Figure(figsize=(11, 4))
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    for split, style in (("train", "-"), ("val", "--"), ("test", "-.")):
+        for ax, key in ((loss_ax, f"{split}_loss"), (acc_ax, f"{split}_acc")):
+            ys = [r.get(key) for r in hist]
+            if any(y is not None for y in ys):
+                ax.plot(epochs, ys, style, marker=".", label=split)
+    target = run.get("target")
+    if target and acc_ax.lines and max(max(ln.get_ydata()) for ln in acc_ax.lines) > target - 2:
+        acc_ax.axhline(float(target), color="grey", lw=0.8, ls=":", label=f"{target}%")
+    for ax, name in ((loss_ax, "loss (cross-entropy)"), (acc_ax, "accuracy (%)")):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend()
+    if len(hist) > 2:  # the first epochs would squash the interesting end of the curves
+        late = [r[k] for r in hist[1:] for k in ("train_acc", "val_acc", "test_acc") if k in r]
+        if late:
+            acc_ax.set_ylim(min(late) - 0.5, min(100.0, max(late) + 0.3))
+    fig.suptitle(_title(run), fontsize=10)
+    return _save(fig, path)
+
+
+def plot_confusion(confusion: list[list[int]], path: Path, title: str = "",
+                   classes: list[str] | None = None) -> Path:
+    """Counts per (true, predicted) pair; errors in red on a log scale, the diagonal in grey."""
+    cm = torch.tensor(confusion, dtype=torch.float64)
+    k = len(cm)
+    classes = classes or [str(i) for i in range(k)]
+    errors = cm.clone().fill_diagonal_(float("nan"))
+    fig = Figure(figsize=(6.5, 5.5))
+    ax = fig.subplots()
+    top = max(float(errors.nan_to_num(0).max()), 1.0)
+    ax.imshow(errors.masked_fill(errors == 0, float("nan")).numpy(), cmap="Reds",
+              norm=LogNorm(vmin=0.5, vmax=max(top, 2)))
+    diagonal = torch.where(torch.eye(k, dtype=torch.bool), 1.0, float("nan"))
+    ax.imshow(diagonal.numpy(), cmap="Greys", vmin=0, vmax=4)
+    for i in range(k):
+        for j in range(k):
+            v = int(cm[i, j])
+            if v or i == j:
+                ax.text(j, i, str(v), ha="center", va="center", fontsize=8,
+                        color="white" if i != j and v > top / 3 else "black")
+    ax.set_xticks(range(k), classes)
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    acc = 100 * float(cm.diag().sum() / cm.sum())
+    ax.set_title(f"{title}\naccuracy {acc:.2f}% of {int(cm.sum()):,} images; errors in red "
+                 "(darker: more)".strip(), fontsize=9)
+    return _save(fig, path)
+
+
+@torch.no_grad()
+def predictions(model: torch.nn.Module, split, batch_size: int = 2000) -> torch.Tensor:
+    """Predicted class of every image of the split, in split order."""
+    model.eval()
+    return torch.cat([model(x).argmax(1).cpu() for x, _ in split.eval_batches(batch_size)])
+
+
+def _grid(n: int, cols: int, size: float = 1.1) -> tuple[Figure, list]:
+    rows = max(1, math.ceil(n / cols))
+    fig = Figure(figsize=(cols * size, rows * size * 1.15))
+    axes = fig.subplots(rows, cols, squeeze=False).ravel().tolist()
+    for ax in axes:
+        ax.axis("off")
+    return fig, axes
+
+
+def plot_misclassified(model: torch.nn.Module, split: Split, path: Path, title: str = "",
+                       limit: int = 60, batch_size: int = 2000) -> Path:
+    """The first `limit` test digits the model gets wrong, with true and predicted labels."""
+    pred = predictions(model, split, batch_size)
+    truth = split.y.cpu()
+    wrong = (pred != truth).nonzero().flatten()
+    fig, axes = _grid(min(len(wrong), limit), cols=10)
+    for ax, i in zip(axes, wrong[:limit].tolist()):
+        ax.imshow(split.x[i, 0].cpu().numpy(), cmap="gray_r")
+        ax.set_title(f"{int(truth[i])} → {int(pred[i])}", fontsize=9, color="crimson")
+    fig.suptitle(f"{title}\n{len(wrong)} of {len(split):,} test digits misclassified "
+                 f"(true → predicted; first {min(len(wrong), limit)} shown)", fontsize=10)
+    return _save(fig, path)
+
+
+def plot_augmentation(train: Split, cfg, path: Path, digits: int = 6, variants: int = 9,
+                      seed: int = 0) -> Path:
+    """Each row: one training digit, then `variants` draws from the real training pipeline
+    (Split.train_batches: augment + normalize), un-normalized for display."""
+    fig, axes = _grid(digits * (variants + 1), cols=variants + 1)
+    gen = torch.Generator(device=train.y.device).manual_seed(seed)
+    for row in range(digits):
+        # A split of one digit repeated, so the batch's shuffle cannot mix digits up.
+        one = Split(train.x[row:row + 1].repeat(variants, 1, 1, 1), train.y[row].repeat(variants))
+        x, _ = next(one.train_batches(dataclasses.replace(cfg, batch_size=variants), gen))
+        shown = [train.x[row, 0].float() / 255] + [(v[0] * STD + MEAN) for v in x]
+        for col, img in enumerate(shown):
+            ax = axes[row * (variants + 1) + col]
+            ax.imshow(img.cpu().clamp(0, 1).numpy(), cmap="gray_r", vmin=0, vmax=1)
+            ax.set_title("original" if col == 0 else "", fontsize=8)
+    fig.suptitle(f"Training digits as the model sees them: rotation ±{cfg.rotate:g}°, "
+                 f"shift ±{100 * cfg.translate:g}% (first column: unaugmented)", fontsize=10)
+    return _save(fig, path)
+
+
+def plot_zoo_curves(runs: list[dict], path: Path) -> Path:
+    """Test accuracy per epoch of many runs on one chart, labelled by model and params."""
+    fig = Figure(figsize=(9, 5))
+    ax = fig.subplots()
+    for run in sorted(runs, key=lambda r: int(r["params"])):
+        hist = [r for r in history_of(run) if r.get("test_acc") is not None]
+        ax.plot([r["epoch"] for r in hist], [r["test_acc"] for r in hist], marker=".",
+                label=f"{run['model']} ({int(run['params']):,}), seed {run['seed']}")
+    late = [y for ln in ax.lines for y in ln.get_ydata()[2:]]
+    if late:
+        ax.set_ylim(min(late) - 0.3, min(100.0, max(late) + 0.2))
+    ax.axhline(99.4, color="grey", lw=0.8, ls=":", label="99.4% target")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("MNIST test accuracy per epoch, benchmark runs")
+    return _save(fig, path)
+
+
+@torch.no_grad()
+def plot_image_predictions(model: torch.nn.Module, split, path: Path, title: str = "",
+                           limit: int = 12, batch_size: int = 16) -> Path:
+    """Validation images with the model's predictions, as in PyTorch's transfer-learning
+    tutorial (visualize_model); wrong predictions in red."""
+    from .images import IMAGENET_MEAN, IMAGENET_STD
+
+    model.eval()
+    mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
+    std = torch.tensor(IMAGENET_STD)[:, None, None]
+    shown = []
+    for x, y in split.eval_batches(batch_size):
+        pred = model(x).argmax(1)
+        shown += list(zip(x.cpu(), y.tolist(), pred.tolist()))
+        if len(shown) >= limit:
+            break
+    fig, axes = _grid(min(len(shown), limit), cols=4, size=2.4)
+    names = split.classes
+    for ax, (img, true, pred) in zip(axes, shown[:limit]):
+        ax.imshow((img * std + mean).clamp(0, 1).permute(1, 2, 0).numpy())
+        wrong = "" if pred == true else f"\n(is {names[true]})"
+        ax.set_title(f"predicted: {names[pred]}{wrong}", fontsize=9,
+                     color="black" if pred == true else "crimson")
+    right = sum(t == p for _, t, p in shown[:limit])
+    fig.suptitle(f"{title}\n{right} of {len(shown[:limit])} shown validation images right",
+                 fontsize=10)
+    return _save(fig, path)

@@ -1,0 +1,77 @@
+"""`python -m benchmarks plots` writes real PNGs from a results folder: runs and a study."""
+
+from __future__ import annotations
+
+import warnings
+
+import optuna
+import pytest
+import torch
+from PIL import Image
+
+from benchmarks.__main__ import main
+from benchmarks.config import Config
+from benchmarks.mnist import load_data, run_one
+from benchmarks.plots import plot_image_predictions, plot_zoo_curves
+
+
+def _png(path) -> tuple[int, int]:
+    assert path.is_file(), path
+    with Image.open(path) as img:
+        assert img.format == "PNG"
+        return img.size
+
+
+@pytest.fixture
+def tiny_results(results_dir, mnist_root, monkeypatch):
+    """A results folder holding one tiny real run (row + checkpoints) and a two-objective
+    study with a few trials, as the search would leave them."""
+    monkeypatch.setenv("MNIST_ROOT", str(mnist_root))
+    cfg = Config(model="plain_7k", epochs=2, train_subset=1000, batch_size=32, val_split=500,
+                 test_subset=500, device="cpu", threads=1, progress=False)
+    row = run_one(cfg, load_data(cfg, torch.device("cpu")))
+    study = optuna.create_study(study_name="tiny", directions=["maximize", "minimize"],
+                                storage=f"sqlite:///{results_dir / 'search.db'}")
+    with warnings.catch_warnings():  # set_metric_names is "experimental" since Optuna 3.2
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(["val_acc", "params"])
+    sampler_rng = torch.Generator().manual_seed(0)
+
+    def objective(trial):  # cheap stand-in objectives: these plots test drawing, not search
+        w = trial.suggest_int("width", 4, 16)
+        lr = trial.suggest_float("lr", 0.01, 0.1, log=True)
+        return 90 + w / 2 + lr + float(torch.rand(1, generator=sampler_rng)), 500 * w
+
+    study.optimize(objective, n_trials=6)
+    return results_dir, row
+
+
+def test_plots_command_writes_every_picture(tiny_results, capsys):
+    results_dir, row = tiny_results
+    assert main(["plots"]) == 0
+    out = results_dir / "plots"
+    run = out / "runs" / row["checkpoint"].rsplit("/", 1)[1].removesuffix("-final.safetensors")
+    for name in ("curves", "confusion", "misclassified"):
+        width, height = _png(run / f"{name}.png")
+        assert width > 300 and height > 200
+    _png(out / "mnist-augmentation.png")
+    for kind in ("history", "importances", "pareto"):
+        _png(out / f"search-tiny-{kind}.png")
+    printed = capsys.readouterr().out
+    assert "PNG files written" in printed and "misclassified.png" in printed
+    assert not (out / "zoo-curves.png").exists()  # 2-epoch smoke runs stay off the zoo chart
+    _png(plot_zoo_curves([row], results_dir / "zoo.png"))
+
+
+def test_ants_bees_predictions_grid(hymenoptera_root, tmp_path):
+    from benchmarks.hymenoptera import model_from_arch
+    from benchmarks.images import load_image_splits
+
+    cfg = Config(task="hymenoptera", image_size=64, train_subset=2, test_subset=6, workers=0,
+                 data_root=str(hymenoptera_root), device="cpu")
+    _, val = load_image_splits(cfg, torch.device("cpu"))
+    torch.manual_seed(0)
+    model = model_from_arch("resnet18-finetune-none")  # untrained: this tests the drawing
+    path = plot_image_predictions(model, val, tmp_path / "predictions.png", "untrained")
+    width, height = _png(path)
+    assert width > 300 and height > 300
