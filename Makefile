@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test test-slow search params leaderboard lint clean-venv transfer
+.PHONY: install test test-slow search params leaderboard lint clean-venv transfer plots \
+	dashboard
 
 install: $(STAMP)
 
@@ -35,6 +36,16 @@ leaderboard: $(STAMP)
 WEIGHTS ?= imagenet
 transfer: $(STAMP)
 	$(BIN)/python -m benchmarks hymenoptera --weights $(WEIGHTS)
+
+# PNGs under results/plots/ from the committed runs, checkpoints and study databases
+# (MNIST from $MNIST_ROOT or ./data).
+plots: $(STAMP)
+	$(BIN)/python -m benchmarks plots
+
+# optuna-dashboard over the default study database on 127.0.0.1 (PORT=8080; STORAGE=URL).
+PORT ?= 8080
+dashboard: $(STAMP)
+	$(BIN)/python -m search.dashboard --port $(PORT) $(if $(STORAGE),--storage $(STORAGE))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
