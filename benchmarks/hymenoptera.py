@@ -44,6 +44,9 @@ def seed_everything(seed: int) -> None:
 
 def load_data(cfg: Config, device: torch.device, with_test: bool = True) -> Data:
     """Benchmarks: the val folder in the test slot. Search (with_test=False): it is val."""
+    if cfg.val_split:
+        raise UserError("invalid option: val_split does not apply to the ants/bees task; its "
+                        "val folder is the validation split (there is no third split)")
     train_split, val_split = load_image_splits(cfg, device)
     return Data(train_split, None, val_split) if with_test else Data(train_split, val_split, None)
 
