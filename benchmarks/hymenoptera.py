@@ -22,6 +22,7 @@ from torchvision.models import ResNet18_Weights, resnet18
 
 from models import UserError
 
+from .checkpoint import BestWeights, checkpoint_dir, save_run
 from .config import Config, add_config_args, config_from_args
 from .data import Data
 from .images import load_image_splits
@@ -178,7 +179,9 @@ def run_one(cfg: Config, data: Data, *, results: Path | None = None,
     seed_everything(cfg.seed)
     model = model if model is not None else make_model(cfg, data.train.num_classes)
     stats = profile(model, cfg.image_size)
-    result = train(model, cfg, data, on_epoch=on_epoch)
+    # Snapshots of the best-by-validation weights only when they will be saved (45 MB each).
+    best = BestWeights(model, on_epoch) if results is not False else None
+    result = train(model, cfg, data, on_epoch=best or on_epoch)
     result["train_images"] = len(data.train)
     result["test_images"] = len(data.test) if data.test is not None else None
     row = make_row(cfg, result, arch=model.arch, family="resnet18", params=stats["params"],
@@ -187,6 +190,7 @@ def run_one(cfg: Config, data: Data, *, results: Path | None = None,
     row["_result"] = result  # for callers (checkpoints, reports); never written to the CSV
     row["_model"] = model
     if results is not False:
+        row.update(save_run(row, model, best, checkpoint_dir(results)))  # row["checkpoint"]
         append_row(row, results)
     return row
 
@@ -223,4 +227,5 @@ def main(args: argparse.Namespace) -> int:
                       f"{row['trainable_params']:,} of {row['params']:,} params trained, "
                       f"{row['seconds']:.0f} s, {row['images_per_second']:,.1f} img/s",
                       highlight=False)
+        console.print(f"  weights: {row['checkpoint']}", highlight=False)
     return 0

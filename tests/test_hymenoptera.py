@@ -51,6 +51,13 @@ def test_cli_writes_a_hymenoptera_row(tiny_root, tmp_path, capsys):
     assert int(row["params"]) == 11_177_538  # ResNet18 with a 2-class head, all parameters
     cfg = json.loads(row["config"])
     assert cfg["lr"] == 0.001 and cfg["schedule"] == "step" and cfg["momentum"] == 0.9
+    # The saved weights rebuild through model_from_arch and re-test to the same accuracy.
+    (ckpt,) = (tmp_path / "checkpoints").glob("hymenoptera-resnet18-s1-*-final.safetensors")
+    report = tmp_path / "eval.json"
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--device", "cpu", "--data-root",
+                 str(tiny_root), "--json", str(report)]) == 0
+    r = json.loads(report.read_text())
+    assert r["test_acc"] == float(row["final_test_acc"]) and r["classes"] == ["ants", "bees"]
 
 
 def test_task_defaults_yield_to_flags():
