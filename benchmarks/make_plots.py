@@ -1,6 +1,6 @@
 """python -m benchmarks plots: regenerate results/plots/ from the committed results.
 
-Run pictures come from results/runs.csv (benchmark rows, not search trials) and, where a
+Run pictures come from results/runs.csv (every row: search trials write none) and, where a
 run's final checkpoint is present, from its weights re-evaluated on the test split. Optuna's
 plots come from every study in every results/*.db (optuna.visualization.matplotlib: the
 plotly path would need a browser for PNG export). Data roots: $MNIST_ROOT, $HYMENOPTERA_ROOT.
@@ -28,16 +28,15 @@ from .train import evaluate
 
 
 def benchmark_runs(results_dir: Path) -> list[dict]:
-    """Benchmark rows of runs.csv, each merged with its final checkpoint's sidecar (which
-    adds the full per-epoch history) and its path, when that checkpoint is present."""
+    """Rows of runs.csv (benchmark and search-confirm runs; search trials write none), each
+    merged with its final checkpoint's sidecar (which adds the full per-epoch history) and
+    its path, when that checkpoint is present."""
     path = results_dir / "runs.csv"
     if not path.is_file():
         return []
     rows = pd.read_csv(path).to_dict("records")
     runs = []
     for row in rows:
-        if not str(row.get("source", "")).startswith("benchmarks"):
-            continue  # search trials live in the study plots
         row = {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()}
         stem = run_stem(row)
         weights = results_dir / "checkpoints" / f"{stem}-final.safetensors"
@@ -115,14 +114,30 @@ def study_plots(storage: str, out: Path, prefix: str, console: Console) -> list[
             try:
                 with warnings.catch_warnings():  # "experimental" since Optuna 2: just noise
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    warnings.filterwarnings("ignore", "PedAnovaImportanceEvaluator")  # see above
+                    # PED-ANOVA's notes (targets, regimes with few trials) drown the output.
+                    warnings.simplefilter("ignore", UserWarning)
                     ax = job()
             except (ValueError, RuntimeError, ZeroDivisionError) as e:  # e.g. too few trials
                 console.print(f"study {name}: no {kind} plot ({e})")
                 continue
             fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+            if kind == "history" and multi:
+                _best_so_far(ax, study, done, names[0])
+            if kind == "importances":  # one readable row per parameter (the space has many)
+                fig.set_size_inches(8, max(4.0, 0.22 * len(ax.get_yticks()) + 1.5))
             made.append(plots._save(fig, out / f"{stem}-{kind}.png"))
     return made
+
+
+def _best_so_far(ax, study: optuna.Study, done: list, name: str) -> None:
+    """Optuna draws no best line for a chosen objective of a multi-objective study."""
+    better = max if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else min
+    xs, best = [], []
+    for t in sorted(done, key=lambda t: t.number):
+        xs.append(t.number)
+        best.append(t.values[0] if not best else better(best[-1], t.values[0]))
+    ax.step(xs, best, where="post", color="tab:red", label=f"best {name} so far")
+    ax.legend(loc="lower right")
 
 
 def regenerate(results_dir: Path | None = None, out: Path | None = None,
