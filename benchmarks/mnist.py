@@ -37,8 +37,9 @@ def run_one(cfg: Config, data: Data, *, results: Path | None = None,
     seed_everything(cfg.seed)
     model = model if model is not None else make_model(cfg)
     stats = profile(model)  # torchinfo: params and MACs, on a CPU copy before training
-    best = BestWeights(model, on_epoch)  # snapshots the best-by-validation weights
-    result = train(model, cfg, data, on_epoch=best)
+    # Snapshots of the best-by-validation weights, only when they will be saved.
+    best = BestWeights(model, on_epoch) if results is not False else None
+    result = train(model, cfg, data, on_epoch=best or on_epoch)
     result["train_images"] = len(data.train)
     result["test_images"] = len(data.test) if data.test is not None else None
     row = make_row(cfg, result, arch=model.arch, family=family_of(cfg.model),
