@@ -1,0 +1,124 @@
+"""The objective: sample a trial, count it against the budget, train it, record what happened.
+
+Each trial's user attributes (what `export` and optuna-dashboard show): status (complete,
+pruned, rejected, diverged, interrupted, failed), reason, arch, family, params, macs,
+val_acc_per_epoch, seconds, device, device_name. Only the validation split is ever loaded
+here: the test set is left for `confirm`, so it can never steer the search.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import optuna
+import torch
+from torch import nn
+
+from benchmarks.config import Config
+from benchmarks.tasks import get_task
+from benchmarks.train import DivergedError, device_name, resolve_device
+from models import ArchError, Net, OverBudgetError, UserError, build, count_params
+from models.report import profile
+
+from . import space
+
+
+class Rejected(optuna.TrialPruned):
+    """A sample over the parameter budget: recorded as such, never trained."""
+
+
+def prepare(trial, base: Config) -> tuple[Config, nn.Module]:
+    """Sample the trial's Config and build its model; reject it at once when over budget.
+
+    This is the only way a trial reaches training, so nothing over the budget is ever trained.
+    """
+    cfg = dataclasses.replace(base, **space.suggest(trial, base.task))
+    trial.set_user_attr("arch", cfg.model)
+    trial.set_user_attr("family", trial.params.get("family", "custom"))
+    torch.manual_seed(cfg.seed)  # the same sample starts from the same weights
+    try:
+        model = get_task(cfg.task).make_model(cfg)
+    except (OverBudgetError, ArchError) as e:
+        try:
+            trial.set_user_attr("params", count_params(build(cfg.model)))
+        except ArchError:
+            pass  # an invalid string has no count to record; the reason says why
+        trial.set_user_attr("status", "rejected")
+        trial.set_user_attr("reason", str(e))
+        raise Rejected(str(e)) from None
+    trial.set_user_attr("params", count_params(model))
+    return cfg, model
+
+
+class Objective:
+    """Callable for `study.optimize`; loads the task's data once per worker process."""
+
+    def __init__(self, base: Config, objective: str = "accuracy", reporter=None):
+        self.base = base
+        self.pareto = objective == "pareto"
+        self.reporter = reporter
+        self.task = get_task(base.task)
+        self.device = resolve_device(base.device)
+        self.current: int | None = None  # the latest trial started, for Ctrl-C
+        self._data = None
+
+    def data(self):
+        """Train and validation splits on the device; the test set is never loaded."""
+        if self._data is None:
+            data = self.task.load_data(self.base, self.device, with_test=False)
+            if data.val is None:
+                raise UserError("the search selects on a validation split; "
+                                "set --val-split to a positive number of images")
+            self._data = data
+        return self._data
+
+    def __call__(self, trial: optuna.Trial):
+        self.current = trial.number
+        start = time.perf_counter()
+        cfg, model = prepare(trial, self.base)
+        data = self.data()
+        params = trial.user_attrs["params"]
+        if isinstance(model, Net):  # zoo nets: torchinfo on one 28x28 image, before training
+            trial.set_user_attr("macs", profile(model)["macs"])
+        if self.reporter:
+            self.reporter.trial_started(trial.number, cfg.model, params, cfg.epochs)
+        curve: list[float] = []
+
+        def on_epoch(epoch: int, record: dict) -> None:
+            curve.append(record["val_acc"])
+            trial.set_user_attr("val_acc_per_epoch", curve)
+            if self.reporter:
+                self.reporter.epoch(epoch, record["val_acc"], record["seconds"])
+            if not self.pareto:  # Optuna prunes single-objective studies only
+                trial.report(record["val_acc"], epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"val acc {record['val_acc']:.2f}% at epoch {epoch}")
+
+        status, reason = "failed", None
+        try:
+            row = self.task.run_one(cfg, data, results=False, on_epoch=on_epoch, model=model,
+                                    source=f"search trial {trial.number}")
+            status = "complete"
+        except optuna.TrialPruned as e:
+            status, reason = "pruned", str(e)
+            raise
+        except DivergedError as e:  # optimize(catch=DivergedError) fails it; the study goes on
+            status, reason = "diverged", str(e)
+            raise
+        except KeyboardInterrupt:
+            status, reason = "interrupted", "stopped by Ctrl-C"
+            raise
+        except Exception as e:
+            reason = f"{type(e).__name__}: {e}"
+            raise
+        finally:
+            trial.set_user_attr("status", status)
+            if reason:
+                trial.set_user_attr("reason", reason)
+            trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))
+            trial.set_user_attr("device", self.device.type)
+            trial.set_user_attr("device_name", device_name(self.device))
+        trial.set_user_attr("macs", row["macs"])  # the task's own count, for any model
+        acc = row["final_val_acc"]
+        return (acc, params) if self.pareto else acc

@@ -1,0 +1,146 @@
+"""After a search: `confirm` the best trials on the test set, `export` a study to CSV and PNG.
+
+confirm re-trains the top trials from their recorded parameters (replayed through the search
+space with `optuna.trial.FixedTrial`) on the full training set, measures test accuracy, and
+appends one row per seed to results/runs.csv, where the leaderboard reads them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import optuna
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.config import Config
+from benchmarks.tasks import get_task
+from benchmarks.train import resolve_device
+from models import UserError
+
+from . import space
+from .study import status_of
+
+
+def _settings(study: optuna.Study) -> dict:
+    settings = study.user_attrs.get("search")
+    if not settings:
+        raise UserError(f"study {study.study_name!r} was not made by `python -m search run` "
+                        "(it has no 'search' user attribute)")
+    return settings
+
+
+def replay(params: dict, task: str) -> dict:
+    """The Config overrides a trial's recorded parameters stand for."""
+    return space.suggest(optuna.trial.FixedTrial(params), task)
+
+
+def pick(study: optuna.Study, top: int) -> list[optuna.trial.FrozenTrial]:
+    """The best `top` distinct completed trials: by validation accuracy, or the Pareto front."""
+    task = _settings(study)["task"]
+    if len(study.directions) > 1:
+        ranked = study.best_trials
+    else:
+        ranked = study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
+    ranked = sorted(ranked, key=lambda t: (-t.values[0], t.user_attrs.get("params", 0)))
+    chosen, seen = [], set()
+    for t in ranked:
+        key = json.dumps(replay(t.params, task), sort_keys=True)  # same model + training
+        if key not in seen:
+            seen.add(key)
+            chosen.append(t)
+    return chosen[:top]
+
+
+def confirm(study: optuna.Study, top: int, seeds: list[int], overrides: dict,
+            console: Console | None = None) -> list[dict]:
+    """Re-train the top trials on the full training set per seed; append rows to runs.csv."""
+    console = console or Console(highlight=False)
+    trials = pick(study, top)
+    if not trials:
+        raise UserError(f"study {study.study_name!r} has no completed trial to confirm")
+    task = get_task(_settings(study)["task"])
+    base = dataclasses.replace(Config(task=_settings(study)["task"]), val_split=0,
+                               progress=console.is_terminal, **overrides)
+    data = task.load_data(base, resolve_device(base.device))  # full train set and the test set
+    console.print(f"confirming {len(trials)} trial(s) of {study.study_name} with seeds {seeds}: "
+                  f"{len(data.train):,} training images, {len(data.test):,} test images, "
+                  f"{base.epochs} epochs")
+    rows = []
+    for t in trials:
+        for seed in seeds:
+            cfg = dataclasses.replace(base, **replay(t.params, base.task), seed=seed)
+            row = task.run_one(cfg, data, source=f"search confirm {study.study_name}:{t.number}")
+            console.print(f"trial {t.number} seed {seed}: test {row['final_test_acc']:.2f}%  "
+                          f"{row['params']:,} params  {row['seconds']:.0f} s  {row['arch']}")
+            rows.append({**row, "trial": t.number, "search_val_acc": t.values[0]})
+    _print_table(rows, console)
+    return rows
+
+
+def _print_table(rows: list[dict], console: Console) -> None:
+    table = Table(title="confirmed on the test set (rows appended to runs.csv)")
+    for col in ("trial", "params", "search val", "test (per seed)", "mean test", "arch"):
+        table.add_column(col, justify="left" if col == "arch" else "right")
+    for number in dict.fromkeys(r["trial"] for r in rows):
+        mine = [r for r in rows if r["trial"] == number]
+        tests = [r["final_test_acc"] for r in mine]
+        table.add_row(str(number), f"{mine[0]['params']:,}", f"{mine[0]['search_val_acc']:.2f}%",
+                      " ".join(f"{v:.2f}" for v in tests), f"{sum(tests) / len(tests):.2f}%",
+                      mine[0]["arch"])
+    console.print(table)
+
+
+def _write_atomic(path: Path, write) -> None:
+    """Write via a temporary file, so a failure never leaves a half-written export."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def export(study: optuna.Study, out: Path) -> list[Path]:
+    """<study>-trials.csv; for Pareto studies also <study>-pareto.csv and <study>-pareto.png."""
+    out.mkdir(parents=True, exist_ok=True)
+    name = study.study_name
+    df = study.trials_dataframe()
+    status = {t.number: status_of(t) for t in study.get_trials(deepcopy=False)}
+    df.insert(1, "status", df["number"].map(status))
+    paths = [out / f"{name}-trials.csv"]
+    _write_atomic(paths[0], lambda p: df.to_csv(p, index=False))
+    if len(study.directions) > 1:
+        front = sorted(study.best_trials, key=lambda t: t.values[1])
+        if not front:
+            raise UserError(f"study {name!r} has no completed trial, so no Pareto front yet")
+        import pandas as pd
+
+        table = pd.DataFrame([{
+            "number": t.number, "val_acc": t.values[0], "params": int(t.values[1]),
+            "macs": t.user_attrs.get("macs"), "family": t.user_attrs.get("family"),
+            "arch": t.user_attrs.get("arch"), "seconds": t.user_attrs.get("seconds"),
+            "params_json": json.dumps(t.params, sort_keys=True)} for t in front])
+        paths.append(out / f"{name}-pareto.csv")
+        _write_atomic(paths[-1], lambda p: table.to_csv(p, index=False))
+        paths.append(out / f"{name}-pareto.png")
+        _write_atomic(paths[-1], lambda p: _pareto_png(study, p))
+    return paths
+
+
+def _pareto_png(study: optuna.Study, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+    from optuna.visualization.matplotlib import plot_pareto_front
+
+    # Parameters on x (smaller is better), validation accuracy on y (higher is better).
+    ax = plot_pareto_front(study, targets=lambda t: (t.values[1], t.values[0]),
+                           target_names=["parameters", "validation accuracy (%)"])
+    ax.set_title(f"{study.study_name}: Pareto front (validation accuracy vs parameters)")
+    ax.figure.savefig(path, dpi=120, bbox_inches="tight", format="png")
+    plt.close(ax.figure)

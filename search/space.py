@@ -1,0 +1,129 @@
+"""The search space: the one place that calls `trial.suggest_*`.
+
+`suggest(trial, task)` returns Config overrides: `model` is the canonical architecture string of
+a zoo family with sampled depths and widths, the rest are training choices. It is define-by-run,
+so each family has its own parameters (`plain.stem0`, `resnet.widths_depth`, ...), and a fixed
+parameter dict replays it exactly (`optuna.trial.FixedTrial(trial.params)`, used by confirm).
+
+Nothing here builds or trains a model; the objective counts each sample against the budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from models.registry import FAMILIES
+
+# Width grids (channels). Steps of 4 keep the space small enough for TPE to learn; ghost
+# modules need even widths, which a step of 4 guarantees.
+STEP = 4
+
+
+def _widths(trial, name: str, depth: tuple[int, int], lo: int, hi: int) -> tuple[int, ...]:
+    """A variable-depth tuple of widths: the depth first, then one width per position."""
+    n = trial.suggest_int(f"{name}_depth", *depth)
+    return tuple(trial.suggest_int(f"{name}{i}", lo, hi, step=STEP) for i in range(n))
+
+
+def _stepped(trial, name: str, lo: float, hi: float, step: float) -> float:
+    """A float on a grid, rounded: Optuna's grid points carry float noise (0.15000000000000002)."""
+    return round(trial.suggest_float(name, lo, hi, step=step), 6)
+
+
+def _width(trial, name: str, lo: int, hi: int) -> int:
+    return trial.suggest_int(name, lo, hi, step=STEP)
+
+
+# Per family: its parameters (except dropout, which every family shares). The depth ranges
+# keep every sample a valid network (the feature map never shrinks to nothing); how many
+# blocks come before the pool/transition is what moves the transitions around.
+def _plain(t) -> dict:
+    return dict(stem=_widths(t, "plain.stem", (1, 3), 4, 24),
+                trans=_width(t, "plain.trans", 4, 20),
+                body=_widths(t, "plain.body", (1, 4), 8, 32),
+                fc=t.suggest_categorical("plain.fc", [False, True]))
+
+
+def _sepconv(t) -> dict:
+    return dict(stem=_width(t, "sepconv.stem", 4, 16),
+                widths=_widths(t, "sepconv.widths", (1, 3), 8, 64),
+                trans=_width(t, "sepconv.trans", 4, 32),
+                body=_widths(t, "sepconv.body", (1, 3), 16, 96),
+                fc=t.suggest_categorical("sepconv.fc", [False, True]))
+
+
+def _resnet(t) -> dict:
+    return dict(stem=_width(t, "resnet.stem", 4, 16),
+                widths=_widths(t, "resnet.widths", (2, 4), 4, 24),
+                fc=t.suggest_categorical("resnet.fc", [False, True]))
+
+
+def _dilated(t) -> dict:
+    return dict(stem=_width(t, "dilated.stem", 4, 16),
+                widths=_widths(t, "dilated.widths", (2, 6), 8, 32),
+                fc=t.suggest_categorical("dilated.fc", [False, True]))
+
+
+def _squeeze(t) -> dict:
+    return dict(stem=_widths(t, "squeeze.stem", (1, 3), 4, 24),
+                trans=_width(t, "squeeze.trans", 4, 20),
+                body=_widths(t, "squeeze.body", (1, 4), 8, 32),
+                reduction=t.suggest_categorical("squeeze.reduction", [2, 4, 8]),
+                fc=t.suggest_categorical("squeeze.fc", [False, True]))
+
+
+def _ghost(t) -> dict:
+    return dict(stem=_width(t, "ghost.stem", 4, 16),
+                widths=_widths(t, "ghost.widths", (1, 3), 8, 40),
+                body=_widths(t, "ghost.body", (1, 3), 8, 48),
+                fc=t.suggest_categorical("ghost.fc", [False, True]))
+
+
+ARCH_SPACES: dict[str, Callable] = {"plain": _plain, "sepconv": _sepconv, "resnet": _resnet,
+                                    "dilated": _dilated, "squeeze": _squeeze, "ghost": _ghost}
+
+
+def suggest_architecture(trial) -> str:
+    """Sample a family and its parameters; return the canonical architecture string."""
+    family = trial.suggest_categorical("family", sorted(ARCH_SPACES))
+    params = ARCH_SPACES[family](trial)
+    params["dropout"] = _stepped(trial, "dropout", 0.0, 0.15, 0.025)
+    return FAMILIES[family](**params)
+
+
+def suggest_training(trial) -> dict:
+    """Sample the optimizer, schedule and augmentation choices (Config fields)."""
+    schedule = trial.suggest_categorical("schedule", ["onecycle", "cosine"])
+    # One augmentation strength scales rotation and shift together; 1.0 is the harness default
+    # (7 degrees, 8% shift), 0 turns augmentation off.
+    strength = _stepped(trial, "augment", 0.0, 1.5, 0.25)
+    return {
+        "lr": trial.suggest_float("lr", 0.01, 0.4, log=True),
+        "momentum": _stepped(trial, "momentum", 0.8, 0.95, 0.05),
+        "weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-3, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", [64, 128, 256]),
+        "schedule": schedule,
+        "warmup": _stepped(trial, "warmup", 0.1, 0.4, 0.05)
+        if schedule == "onecycle" else 0.0,
+        "label_smoothing": _stepped(trial, "label_smoothing", 0.0, 0.1, 0.05),
+        "rotate": round(7.0 * strength, 4),
+        "translate": round(0.08 * strength, 4),
+    }
+
+
+def suggest_mnist(trial) -> dict:
+    """MNIST: any zoo family under the budget, plus the training choices."""
+    return {"model": suggest_architecture(trial), **suggest_training(trial)}
+
+
+# task -> suggest(trial) -> Config overrides. Other tasks add their space here.
+SPACES: dict[str, Callable] = {"mnist": suggest_mnist}
+
+# task -> Config fields the search fixes for that task (MNIST: 10,000 images held out of the
+# 60,000 training images as the validation set the search selects on).
+SEARCH_DEFAULTS: dict[str, dict] = {"mnist": {"val_split": 10_000}}
+
+
+def suggest(trial, task: str = "mnist") -> dict:
+    """Config overrides for one trial of `task`'s search space."""
+    return SPACES[task](trial)

@@ -1,0 +1,173 @@
+"""Study set-up: storage (with heartbeat and retry), sampler, pruner, and trial bookkeeping.
+
+Every study lives in an Optuna RDB storage: by default the SQLite file results/search.db, or any
+SQLAlchemy URL (PostgreSQL for many workers on many machines). Studies stay plain Optuna studies,
+so `optuna trials`, `optuna-dashboard <url>` and `optuna.load_study` read them as they are.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+import sqlalchemy
+from optuna.trial import FrozenTrial, TrialState
+
+from models import UserError
+
+DEFAULT_HEARTBEAT = 60  # seconds; a trial whose worker is silent for 2x this is failed, retried
+MAX_RETRY = 3  # a trial whose worker died is re-run at most this many times
+OBJECTIVES = {"accuracy": ["maximize"], "pareto": ["maximize", "minimize"]}
+METRIC_NAMES = {"accuracy": ["val_acc"], "pareto": ["val_acc", "params"]}
+PRUNERS = ("hyperband", "sh", "median", "none")
+SAMPLERS = ("tpe", "nsga2", "random")
+# Settings that change what a trial's value means; a study refuses to resume with others.
+PINNED = ("task", "objective", "epochs", "train_subset", "val_split", "test_subset")
+
+# Heartbeat, multivariate TPE and friends are "experimental" in Optuna; the warnings are noise.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+
+
+class StorageError(UserError):
+    """A storage URL that cannot be opened, or a study that is not in it."""
+
+
+def default_storage() -> str:
+    """sqlite:///<results dir>/search.db (the results dir honours $NAS_RESULTS)."""
+    from benchmarks import results  # read at call time: tests point it elsewhere
+
+    return f"sqlite:///{Path(results.RESULTS_DIR) / 'search.db'}"
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password masked, for messages."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparseable URL has no password we could find
+        return url
+
+
+def _retry_callback():
+    # Optuna 4.9 renamed RetryFailedTrialCallback and its storage argument; support both.
+    cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+    if cls is not None:
+        return "heartbeat_stale_trial_callback", cls(max_retry=MAX_RETRY)
+    return "failed_trial_callback", optuna.storages.RetryFailedTrialCallback(max_retry=MAX_RETRY)
+
+
+def retry(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue a failed trial's parameters again, the way a heartbeat-stale trial is retried."""
+    _retry_callback()[1](study, trial)
+
+
+def open_storage(url: str | None = None, heartbeat: int | None = None,
+                 create: bool = True) -> optuna.storages.RDBStorage:
+    """An RDBStorage for `url` (default: the SQLite file), with heartbeat when asked for."""
+    url = url or default_storage()
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        path = Path(url[len("sqlite:///"):])
+        if not create and not path.is_file():
+            raise StorageError(f"no search storage at {path} (run `python -m search run` first, "
+                               "or pass --storage URL)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    # SQLite: wait for the file lock instead of failing when workers write at once.
+    # Servers: check pooled connections, which die when a server restarts.
+    engine = ({"connect_args": {"timeout": 60}} if url.startswith("sqlite")
+              else {"pool_pre_ping": True})
+    kwargs = {}
+    if heartbeat:
+        name, callback = _retry_callback()
+        kwargs = dict(heartbeat_interval=heartbeat, grace_period=2 * heartbeat, **{name: callback})
+    try:
+        for attempt in range(5):
+            try:
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine, **kwargs)
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+                # Workers that start together on a fresh PostgreSQL database race to create
+                # Optuna's tables; the losers find them made a moment later.
+                if attempt == 4:
+                    raise
+                time.sleep(0.5 + random.random())
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as e:
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise StorageError(f"cannot open storage {safe_url(url)}: {why}\n  expected an "
+                           "Optuna storage URL such as sqlite:///results/search.db or "
+                           "postgresql+psycopg://user:password@host:5432/dbname") from None
+
+
+def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    """TPE (multivariate, grouped for the conditional space), NSGA-II or random."""
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
+    # constant_liar keeps parallel workers from proposing the same point at once.
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                      constant_liar=True, n_startup_trials=10)
+
+
+def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
+    """Hyperband over epochs by default; successive halving, median or none on request."""
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs,
+                                              reduction_factor=3)
+    if name == "sh":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    return optuna.pruners.NopPruner()
+
+
+def open_study(storage, name: str, settings: dict, sampler=None, pruner=None) -> optuna.Study:
+    """Create the study or resume it (load_if_exists); refuse to mix different settings."""
+    objective = settings["objective"]
+    try:
+        study = optuna.create_study(storage=storage, study_name=name, sampler=sampler,
+                                    pruner=pruner, directions=OBJECTIVES[objective],
+                                    load_if_exists=True)
+    except ValueError as e:  # e.g. the study exists with other directions
+        raise UserError(f"study {name!r}: {e}") from None
+    stored = study.user_attrs.get("search")
+    if stored is None:
+        study.set_user_attr("search", settings)
+        study.set_metric_names(METRIC_NAMES[objective])
+    elif len(study.directions) != len(OBJECTIVES[objective]):
+        raise UserError(f"study {name!r} is a {stored.get('objective')} study; "
+                        f"pass --objective {stored.get('objective')} or another --study")
+    else:
+        diff = {k: (stored.get(k), settings.get(k)) for k in PINNED
+                if stored.get(k) != settings.get(k)}
+        if diff:
+            shown = ", ".join(f"{k}={old!r} (now {new!r})" for k, (old, new) in diff.items())
+            raise UserError(f"study {name!r} was run with {shown}; resume it with the same "
+                            "settings, or pass another --study")
+    return study
+
+
+def load_study(storage, name: str) -> optuna.Study:
+    """An existing study, or a StorageError that lists the studies the storage holds."""
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        names = optuna.get_all_study_names(storage)
+        raise StorageError(f"no study named {name!r} in {safe_url(storage.url)}; studies "
+                           f"there: {', '.join(names) or 'none'}") from None
+
+
+def status_of(trial: FrozenTrial) -> str:
+    """complete | pruned | rejected (over budget, never trained) | failed | running | waiting."""
+    if trial.state == TrialState.PRUNED and trial.user_attrs.get("status") == "rejected":
+        return "rejected"
+    return {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned",
+            TrialState.FAIL: "failed", TrialState.RUNNING: "running",
+            TrialState.WAITING: "waiting"}[trial.state]
+
+
+def tally(trials: list[FrozenTrial]) -> collections.Counter:
+    """How many trials are in each status_of state."""
+    return collections.Counter(status_of(t) for t in trials)

@@ -1,0 +1,189 @@
+"""`python -m search run/confirm/export` end to end on a few hundred images, SQLite storage."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from wsgiref.util import setup_testing_defaults
+
+import optuna
+import pytest
+
+from models import BUDGET
+from search.__main__ import main
+from search.study import open_storage, status_of
+
+# 350 images, one epoch: 6, 3 or 2 steps (batch 64/128/256). Not 4, 5 or 10, where a sampled
+# one-cycle warmup (0.25, 0.2, 0.1) would end on step 1, which torch's OneCycleLR divides by.
+TINY = ["--epochs", "1", "--train-subset", "350", "--test-subset", "200", "--no-live"]
+
+
+def run(*argv: str) -> int:
+    return main([str(a) for a in argv])
+
+
+def trials_of(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=url).get_trials()
+
+
+def trained(trials) -> list:
+    return [t for t in trials if status_of(t) in ("complete", "pruned", "failed")]
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory, mnist_root) -> Path:
+    """A 3-trial accuracy study (seeded), built once; tests copy the database file."""
+    db = tmp_path_factory.mktemp("search") / "search.db"
+    rc = run("run", "--storage", f"sqlite:///{db}", "--n-trials", 3, "--seed", 0,
+             "--data-root", mnist_root, *TINY)
+    assert rc == 0
+    return db
+
+
+def copy_of(db: Path, tmp_path: Path) -> str:
+    shutil.copy(db, tmp_path / "copy.db")
+    return f"sqlite:///{tmp_path / 'copy.db'}"
+
+
+def test_run_records_each_trial(tiny_study, capsys):
+    trials = trials_of(f"sqlite:///{tiny_study}", "mnist-accuracy")
+    assert len(trained(trials)) == 3
+    for t in trials:
+        a = t.user_attrs
+        assert a["status"] in ("complete", "pruned", "rejected")
+        assert a["arch"] and a["family"] == t.params["family"]
+        if a["status"] == "rejected":
+            assert a["params"] > BUDGET and "val_acc_per_epoch" not in a
+            continue
+        assert a["params"] <= BUDGET and a["macs"] > 0
+        assert a["device"] == "cpu" and a["device_name"] and a["seconds"] > 0
+        assert len(a["val_acc_per_epoch"]) == 1
+        assert list(t.intermediate_values.values()) == a["val_acc_per_epoch"]
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            assert t.value == a["val_acc_per_epoch"][-1]
+    settings = optuna.load_study(study_name="mnist-accuracy",
+                                 storage=f"sqlite:///{tiny_study}").user_attrs["search"]
+    assert settings["val_split"] == 10_000 and settings["epochs"] == 1
+
+
+def test_rerun_resumes_and_refuses_other_settings(tiny_study, tmp_path, mnist_root, capsys):
+    url = copy_of(tiny_study, tmp_path)
+    before = {t.number: t.value for t in trials_of(url, "mnist-accuracy")}
+    assert run("run", "--storage", url, "--n-trials", 1, "--data-root", mnist_root, *TINY) == 0
+    after = trials_of(url, "mnist-accuracy")
+    assert len(trained(after)) == 3 + 1
+    assert {t.number: t.value for t in after if t.number in before} == before
+    assert sorted(t.number for t in after) == list(range(len(after)))
+    # --max-trials counts the whole study: 4 are there, so nothing more runs.
+    assert run("run", "--storage", url, "--max-trials", 4, "--data-root", mnist_root,
+               *TINY) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert len(trials_of(url, "mnist-accuracy")) == len(after)
+    # Other epochs would mix incomparable values into the study.
+    assert run("run", "--storage", url, "--n-trials", 1, "--data-root", mnist_root,
+               *TINY, "--epochs", 3) == 2
+    assert "epochs=1 (now 3)" in capsys.readouterr().err
+
+
+def test_diverging_trial_fails_with_reason_and_the_study_goes_on(tiny_study, tmp_path,
+                                                                  mnist_root):
+    url = copy_of(tiny_study, tmp_path)
+    study = optuna.load_study(study_name="mnist-accuracy", storage=url)
+    last = study.trials[-1].number
+    good = next(t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+    study.enqueue_trial({**good.params, "lr": 1e20})  # out of range on purpose: it diverges
+    assert run("run", "--storage", url, "--n-trials", 2, "--pruner", "none",
+               "--data-root", mnist_root, *TINY) == 0
+    new = [t for t in trials_of(url, "mnist-accuracy") if t.number > last]
+    diverged = new[0]
+    assert diverged.state == optuna.trial.TrialState.FAIL
+    assert diverged.user_attrs["status"] == "diverged"
+    assert "training loss is" in diverged.user_attrs["reason"]
+    assert any(t.state == optuna.trial.TrialState.COMPLETE for t in new[1:])
+
+
+def test_export_csv_and_readable_by_optuna_tools(tiny_study, tmp_path, capsys):
+    url = f"sqlite:///{tiny_study}"
+    assert run("export", "--study", "mnist-accuracy", "--storage", url, "--out", tmp_path) == 0
+    with open(tmp_path / "mnist-accuracy-trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(trials_of(url, "mnist-accuracy"))
+    assert {"status", "value_val_acc", "user_attrs_arch", "user_attrs_params",
+            "params_family"} <= set(rows[0])
+    # Optuna's own CLI and optuna-dashboard read the study as it is.
+    optuna_cli = Path(sys.executable).parent / "optuna"
+    if optuna_cli.exists():
+        out = subprocess.run([str(optuna_cli), "trials", "--study-name", "mnist-accuracy",
+                              "--storage", url, "-f", "json"], capture_output=True, text=True,
+                             check=True).stdout
+        assert len(json.loads(out)) == len(rows)
+    import optuna_dashboard
+
+    app = optuna_dashboard.wsgi(url)
+    env: dict = {}
+    setup_testing_defaults(env)
+    env["PATH_INFO"] = "/api/studies"
+    status = []
+    body = b"".join(app(env, lambda s, h, *a: status.append(s)))
+    assert status == ["200 OK"]
+    assert json.loads(body)["study_summaries"][0]["study_name"] == "mnist-accuracy"
+
+
+def test_pareto_study_exports_front_csv_and_png(tmp_path, mnist_root, capsys):
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    assert run("run", "--storage", url, "--objective", "pareto", "--n-trials", 3, "--seed", 2,
+               "--data-root", mnist_root, *TINY) == 0
+    study = optuna.load_study(study_name="mnist-pareto", storage=url)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert run("export", "--study", "mnist-pareto", "--storage", url, "--out", tmp_path) == 0
+    with open(tmp_path / "mnist-pareto-pareto.csv") as f:
+        front = list(csv.DictReader(f))
+    assert {int(r["number"]) for r in front} == {t.number for t in study.best_trials}
+    for r in front:  # no point of the front is dominated by another
+        acc, n = float(r["val_acc"]), int(r["params"])
+        assert n <= BUDGET
+        assert not any(float(o["val_acc"]) >= acc and int(o["params"]) <= n and o is not r and
+                       (float(o["val_acc"]), int(o["params"])) != (acc, n) for o in front)
+    png = (tmp_path / "mnist-pareto-pareto.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert (tmp_path / "mnist-pareto-trials.csv").is_file()
+
+
+def test_confirm_appends_test_rows(tiny_study, results_dir, mnist_root, capsys):
+    url = f"sqlite:///{tiny_study}"
+    assert run("confirm", "--study", "mnist-accuracy", "--storage", url, "--top", 1,
+               "--seeds", 1, 2, "--epochs", 1, "--train-subset", 350, "--test-subset", 200,
+               "--data-root", mnist_root) == 0
+    with open(results_dir / "runs.csv") as f:
+        rows = list(csv.DictReader(f))
+    best = optuna.load_study(study_name="mnist-accuracy", storage=url).best_trial
+    assert [r["seed"] for r in rows] == ["1", "2"]
+    for r in rows:
+        assert r["source"] == f"search confirm mnist-accuracy:{best.number}"
+        assert r["arch"] == best.user_attrs["arch"] and int(r["params"]) <= BUDGET
+        assert r["test_images"] == "200" and 0 <= float(r["final_test_acc"]) <= 100
+        assert json.loads(r["config"])["val_split"] == 0  # the whole training set
+
+
+def test_user_errors_exit_2_and_write_nothing(tmp_path, capsys):
+    missing = tmp_path / "missing.db"
+    assert run("export", "--study", "x", "--storage", f"sqlite:///{missing}") == 2
+    assert "no search storage" in capsys.readouterr().err and not missing.exists()
+    assert run("run", "--storage", "nosuchdb://x", "--n-trials", 1) == 2
+    assert "cannot open storage nosuchdb://x" in capsys.readouterr().err
+    assert run("run", "--storage", "postgresql+psycopg://u:secret@127.0.0.1:9/db",
+               "--n-trials", 1) == 2
+    err = capsys.readouterr().err
+    assert "cannot open storage" in err and "secret" not in err
+    db = tmp_path / "s.db"
+    open_storage(f"sqlite:///{db}").engine.dispose()
+    assert run("confirm", "--study", "nope", "--storage", f"sqlite:///{db}") == 2
+    assert "no study named 'nope'" in capsys.readouterr().err
+    assert run("run", "--task", "cifar", "--n-trials", 1) == 2
+    assert "no search space for task 'cifar'" in capsys.readouterr().err
+    assert run("run", "--n-trials", 0) == 2
+    assert list(tmp_path.iterdir()) == [db]
