@@ -45,9 +45,9 @@ DEFAULT_MAX_TRIALS = 100  # when no --n-trials, --max-trials or --timeout is giv
 REJECTED_IN_A_ROW = 500  # stop if the sampler finds nothing under the budget this many times
 # Config fields a search run takes from the command line; the space samples the rest.
 RUN_FIELDS = ("epochs", "train_subset", "val_split", "test_subset", "eval_batch_size", "device",
-              "threads", "data_root")
+              "threads", "data_root", "weights", "image_size", "workers")
 CONFIRM_FIELDS = ("epochs", "train_subset", "test_subset", "eval_batch_size", "device",
-                  "threads", "data_root")
+                  "threads", "data_root", "weights", "image_size", "workers")
 
 
 def _skip(keep: tuple[str, ...]) -> tuple[str, ...]:

@@ -48,6 +48,8 @@ def prepare(trial, base: Config) -> tuple[Config, nn.Module]:
         trial.set_user_attr("reason", str(e))
         raise Rejected(str(e)) from None
     trial.set_user_attr("params", count_params(model))
+    if getattr(model, "arch", cfg.model) != cfg.model:  # e.g. resnet18-layer4-imagenet
+        trial.set_user_attr("arch", model.arch)
     return cfg, model
 
 
@@ -82,7 +84,8 @@ class Objective:
         if isinstance(model, Net):  # zoo nets: torchinfo on one 28x28 image, before training
             trial.set_user_attr("macs", profile(model)["macs"])
         if self.reporter:
-            self.reporter.trial_started(trial.number, cfg.model, params, cfg.epochs)
+            self.reporter.trial_started(trial.number, trial.user_attrs["arch"], params,
+                                        cfg.epochs)
         curve: list[float] = []
 
         def on_epoch(epoch: int, record: dict) -> None:

@@ -16,7 +16,7 @@ import optuna
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.config import Config
+from benchmarks.config import task_config
 from benchmarks.tasks import get_task
 from benchmarks.train import resolve_device
 from models import UserError
@@ -63,7 +63,7 @@ def confirm(study: optuna.Study, top: int, seeds: list[int], overrides: dict,
     if not trials:
         raise UserError(f"study {study.study_name!r} has no completed trial to confirm")
     task = get_task(_settings(study)["task"])
-    base = dataclasses.replace(Config(task=_settings(study)["task"]), val_split=0,
+    base = dataclasses.replace(task_config(_settings(study)["task"]), val_split=0,
                                progress=console.is_terminal, **overrides)
     data = task.load_data(base, resolve_device(base.device))  # full train set and the test set
     console.print(f"confirming {len(trials)} trial(s) of {study.study_name} with seeds {seeds}: "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from benchmarks.config import MODES
 from models.registry import FAMILIES
 
 # Width grids (channels). Steps of 4 keep the space small enough for TPE to learn; ghost
@@ -116,8 +117,28 @@ def suggest_mnist(trial) -> dict:
     return {"model": suggest_architecture(trial), **suggest_training(trial)}
 
 
+def _epoch_cap(trial, default: int = 25) -> int:
+    """The study's --epochs, at most 25: the most epochs an ants/bees trial may sample. A
+    replayed trial (FixedTrial) has no study; its recorded value stands."""
+    study = getattr(trial, "study", None)
+    settings = study.user_attrs.get("search", {}) if study is not None else {}
+    return max(1, min(int(settings.get("epochs") or default), default))
+
+
+def suggest_hymenoptera(trial) -> dict:
+    """Ants/bees (ResNet18 transfer): SGD around the tutorial's settings, how many epochs,
+    and which layers train (all, from layer2/3/4 on, or only the new head)."""
+    return {
+        "lr": trial.suggest_float("lr", 1e-4, 3e-2, log=True),
+        "momentum": trial.suggest_float("momentum", 0.8, 0.95, step=0.05),
+        "schedule": trial.suggest_categorical("schedule", ["step", "cosine", "constant"]),
+        "epochs": trial.suggest_int("epochs", 1, _epoch_cap(trial)),
+        "mode": trial.suggest_categorical("mode", list(MODES)),
+    }
+
+
 # task -> suggest(trial) -> Config overrides. Other tasks add their space here.
-SPACES: dict[str, Callable] = {"mnist": suggest_mnist}
+SPACES: dict[str, Callable] = {"mnist": suggest_mnist, "hymenoptera": suggest_hymenoptera}
 
 # task -> Config fields the search fixes for that task (MNIST: 10,000 images held out of the
 # 60,000 training images as the validation set the search selects on).

@@ -168,3 +168,22 @@ def test_model_from_arch_rebuilds_the_network():
     assert model.fc.out_features == 2 and not model.layer2[0].conv1.weight.requires_grad
     with pytest.raises(UserError):
         hymenoptera.model_from_arch("resnet18-everything-none")
+
+
+def test_search_runs_on_the_task(tiny_root, tmp_path):
+    import optuna
+
+    from search.__main__ import main as search_main
+
+    storage = f"sqlite:///{tmp_path / 'search.db'}"
+    rc = search_main(["run", "--task", "hymenoptera", "--n-trials", "1", "--epochs", "2",
+                      "--weights", "none", "--data-root", str(tiny_root), "--storage", storage,
+                      "--no-live", "--seed", "1", "--image-size", "64", "--threads", "1",
+                      "--workers", "0"])
+    assert rc == 0
+    (trial,) = optuna.load_study(study_name="hymenoptera-accuracy", storage=storage).trials
+    assert trial.user_attrs["status"] == "complete"
+    assert set(trial.params) == {"lr", "momentum", "schedule", "epochs", "mode"}
+    assert 1 <= trial.params["epochs"] <= 2  # the study's --epochs caps the sampled epochs
+    assert trial.user_attrs["arch"] == f"resnet18-{trial.params['mode']}-none"
+    assert len(trial.user_attrs["val_acc_per_epoch"]) == trial.params["epochs"]
