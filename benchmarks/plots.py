@@ -67,11 +67,12 @@ def plot_curves(run: dict, path: Path) -> Path:
     epochs = [r["epoch"] for r in hist]
     fig = Figure(figsize=(11, 4))
     loss_ax, acc_ax = fig.subplots(1, 2)
-    for split, style in (("train", "-"), ("val", "--"), ("test", "-.")):
+    for split, style, color in (("train", "-", "tab:blue"), ("val", "--", "tab:orange"),
+                                ("test", "-.", "tab:green")):
         for ax, key in ((loss_ax, f"{split}_loss"), (acc_ax, f"{split}_acc")):
             ys = [r.get(key) for r in hist]
             if any(y is not None for y in ys):
-                ax.plot(epochs, ys, style, marker=".", label=split)
+                ax.plot(epochs, ys, style, color=color, marker=".", label=split)
     target = run.get("target")
     if target and acc_ax.lines and max(max(ln.get_ydata()) for ln in acc_ax.lines) > target - 2:
         acc_ax.axhline(float(target), color="grey", lw=0.8, ls=":", label=f"{target}%")
@@ -82,7 +83,7 @@ def plot_curves(run: dict, path: Path) -> Path:
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend()
-    if len(hist) > 2:  # the first epochs would squash the interesting end of the curves
+    if len(hist) >= 5:  # the first epochs would squash the interesting end of the curves
         late = [r[k] for r in hist[1:] for k in ("train_acc", "val_acc", "test_acc") if k in r]
         if late:
             acc_ax.set_ylim(min(late) - 0.5, min(100.0, max(late) + 0.3))
