@@ -160,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
     max_trials = args.max_trials
     if not (args.n_trials or max_trials or args.timeout):
         max_trials = DEFAULT_MAX_TRIALS
-    base = config_from_args(args, task=args.task, progress=False, seed=args.seed or 1,
+    base = config_from_args(args, task=args.task, progress=False,
+                            seed=1 if args.seed is None else args.seed,
                             **{k: v for k, v in space.SEARCH_DEFAULTS.get(args.task, {}).items()
                                if getattr(args, k, None) is None})
     name = args.study or f"{args.task}-{args.objective}"

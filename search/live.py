@@ -68,7 +68,7 @@ class Reporter:
     def __enter__(self) -> Reporter:
         if self.live:
             self._live = Live(get_renderable=self.render, console=self.console,
-                              refresh_per_second=2)
+                              refresh_per_second=2, transient=True)
             self._live.start()
         return self
 
