@@ -63,6 +63,18 @@ def test_plots_command_writes_every_picture(tiny_results, capsys):
     _png(plot_zoo_curves([row], results_dir / "zoo.png"))
 
 
+def test_plots_without_data_skip_only_the_pictures_that_need_it(tiny_results, tmp_path,
+                                                                 monkeypatch, capsys):
+    results_dir, _ = tiny_results
+    monkeypatch.setenv("MNIST_ROOT", str(tmp_path))  # no MNIST/raw there
+    assert main(["plots"]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped" in printed and "MNIST file missing" in printed
+    assert list((results_dir / "plots" / "runs").glob("*/curves.png"))
+    assert not list((results_dir / "plots" / "runs").glob("*/confusion.png"))
+    _png(results_dir / "plots" / "search-tiny-pareto.png")
+
+
 def test_ants_bees_predictions_grid(hymenoptera_root, tmp_path):
     from benchmarks.hymenoptera import model_from_arch
     from benchmarks.images import load_image_splits
