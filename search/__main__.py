@@ -93,7 +93,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         f"twice this is failed and retried (default {DEFAULT_HEARTBEAT})")
     p.add_argument("--no-live", action="store_true",
                    help="plain log lines instead of the live view (automatic when not a tty)")
-    add_config_args(p, skip=_skip(RUN_FIELDS))
+    p.add_argument("--val-split", type=int, default=None, metavar="N",
+                   help="images held out of the training set to select on (default: 10000 "
+                        "for mnist); the test set is never loaded")
+    p.add_argument("--test-subset", type=int, default=None, metavar="N",
+                   help="evaluate on only the first N validation images (smoke runs)")
+    add_config_args(p, skip=_skip(RUN_FIELDS) + ("val_split", "test_subset"))
     p.set_defaults(func=run)
 
     p = sub.add_parser("confirm", help="re-train the best trials and measure test accuracy",
@@ -209,8 +214,9 @@ def _requeue(study: optuna.Study, number: int | None, console: Console) -> None:
     if trial is not None and status_of(trial) == "failed":
         retry(study, trial)
         note = f" trial {number} was failed and queued again;"
-    Console(stderr=True).print(f"[yellow]interrupted:[/yellow]{note} run the same command to "
-                               f"resume study {study.study_name}.")
+    Console(stderr=True, soft_wrap=True).print(
+        f"[yellow]interrupted:[/yellow]{note} run the same command to resume study "
+        f"{study.study_name}.")
 
 
 def run_confirm(args: argparse.Namespace) -> int:
