@@ -16,6 +16,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import torch
+from optuna.search_space import intersection_search_space
 from optuna.trial import TrialState
 from rich.console import Console
 
@@ -115,8 +116,10 @@ def study_plots(storage: str, out: Path, prefix: str, console: Console) -> list[
         stem = f"{prefix}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}"
         jobs = [("history", lambda: vis.plot_optimization_history(
                     study, target=_target(0) if multi else None, target_name=names[0])),
+                # Sorted names: ties would otherwise come in hash order, changing the PNG.
                 ("importances", lambda: vis.plot_param_importances(
-                    study, target=_lower_is_better(study, 0) if multi else None,
+                    study, params=sorted(intersection_search_space(study.get_trials())),
+                    target=_lower_is_better(study, 0) if multi else None,
                     target_name=names[0]))]
         if multi:
             jobs.append(("pareto", lambda: vis.plot_pareto_front(study, target_names=names)))
