@@ -78,7 +78,8 @@ def print_report(r: dict, console: Console | None = None) -> None:
     classes = r["classes"]
     head = Table(title=f"{r['model']} ({r['checkpoint_kind']} weights, epoch {r['epoch']}), "
                        f"{r['split']} split, {r['images']:,} images")
-    for col in ("accuracy %", "top-3 %", "loss", "recorded %", "params", "device"):
+    topk = f"top-{min(3, len(classes))} %"  # evaluate()'s top-3, capped at the class count
+    for col in ("accuracy %", topk, "loss", "recorded %", "params", "device"):
         head.add_column(col, justify="right")
     rec = "-" if r["recorded_acc"] is None else f"{r['recorded_acc']:.2f} " + (
         "[green](same)" if r["matches_recorded"] else "[red](differs)")
