@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install test test-slow search params leaderboard lint clean-venv transfer plots \
-	dashboard
+	dashboard bench
 
 install: $(STAMP)
 
@@ -48,6 +48,13 @@ plots: $(STAMP)
 PORT ?= 8080
 dashboard: $(STAMP)
 	$(BIN)/python -m search.dashboard --port $(PORT) $(if $(STORAGE),--storage $(STORAGE))
+
+# Images/s of the harness vs the classic PyTorch loop on resnet_8k (MNIST from $MNIST_ROOT or
+# ./data), each fast-path choice switched off in turn, and K=2 trials at once vs one by one;
+# every figure goes to results/speed.json. A few minutes on 2 CPU cores. BENCH_ARGS adds options.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks speed --ablate channels_last amp dropout threads --parallel 2 \
+		$(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

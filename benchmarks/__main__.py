@@ -9,11 +9,11 @@ from rich.console import Console
 
 from models import UserError
 
-from . import evaluate, hymenoptera, leaderboard, make_plots, mnist
+from . import evaluate, hymenoptera, leaderboard, make_plots, mnist, speed
 from .train import DivergedError
 
 # Each command module has add_parser(subparsers), which sets func(args) -> exit code.
-COMMANDS = [mnist, hymenoptera, leaderboard, evaluate, make_plots]
+COMMANDS = [mnist, hymenoptera, leaderboard, evaluate, make_plots, speed]
 
 
 def main(argv: list[str] | None = None) -> int:

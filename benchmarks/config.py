@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 from models import UserError
 
 SCHEDULES = ("onecycle", "cosine", "constant", "step")
+SWITCH = ("auto", "on", "off")
+AMP = ("auto", "bf16", "off")
 # Which ResNet18 layers the image task trains: all, from layerN on, or only the new head.
 MODES = ("finetune", "layer2", "layer3", "layer4", "feature")
 
@@ -43,7 +45,11 @@ class Config:
     eval_batch_size: int = 2000  # evaluation needs no gradients, so bigger batches are free
     seed: int = 1
     device: str = "auto"  # auto picks cuda, then cpu
-    threads: int = 0  # CPU threads for torch (0: torch's default)
+    threads: int = 0  # CPU threads for torch while training (0: auto, 1 on CPU; see fast.py)
+    # Speed (issue 5): "auto" is what measured fastest on the device type (benchmarks speed).
+    channels_last: str = "auto"  # auto | on | off: NHWC activations (auto: on, CPU and CUDA)
+    compile: str = "auto"  # auto | on | off: torch.compile the model (auto: off, see fast.py)
+    amp: str = "auto"  # auto | bf16 | off: bf16 autocast when training (auto: native bf16)
     data_root: str = ""  # MNIST root (holding MNIST/raw); else $MNIST_ROOT, else ./data
     target: float = 99.4  # accuracy (%) whose first epoch is recorded
     progress: bool = True  # rich progress bar
@@ -69,6 +75,9 @@ class Config:
             (self.val_split >= 0 and self.train_subset >= 0 and self.test_subset >= 0,
              "val_split, train_subset and test_subset must be non-negative"),
             (self.threads >= 0, "threads must be non-negative"),
+            (self.channels_last in SWITCH, "channels_last must be auto, on or off"),
+            (self.compile in SWITCH, "compile must be auto, on or off"),
+            (self.amp in AMP, "amp must be auto, bf16 or off"),
             (self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
              "device must be auto, cpu, cuda, cuda:N or mps"),
             (self.mode in MODES, f"mode must be one of {', '.join(MODES)}"),

@@ -3,10 +3,16 @@
 `train(model, cfg, data, on_epoch)` runs SGD with a one-cycle schedule over device-resident
 data and evaluates after every epoch. The search hooks in through `on_epoch(epoch, record)`,
 which may raise (Optuna's TrialPruned) to stop the run; this module never imports Optuna.
+
+Speed (issue 5; `python -m benchmarks speed` measures every choice below against the classic
+DataLoader loop): data stays on the device as uint8 and is augmented in whole batches there;
+the loss is read once per epoch (no host sync per step); the fast-path settings are resolved
+per device type from Config's "auto" values to what measured fastest (benchmarks/fast.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import time
@@ -17,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from .data import Data
+from .fast import Fast, eval_channels_last, fast_model, fast_settings, make_optimizer
 
 
 class DivergedError(RuntimeError):
@@ -39,34 +46,72 @@ def device_name(device: torch.device) -> str:
     return f"{platform.machine()} cpu, {torch.get_num_threads()} threads"
 
 
-@torch.no_grad()
+# ----------------------------------------------------------------------------------------------
+# Evaluation: always fp32 and in the device's default fast layout, so the accuracy recorded
+# during training is exactly what `benchmarks evaluate` gets from the saved weights later.
+
+class Tally:
+    """Running sums of one model's evaluation on the device: loss, top-3, confusion."""
+
+    def __init__(self, num_classes: int):
+        self.k, self.loss, self.top3, self.confusion = num_classes, 0, 0, 0
+
+    def add(self, out: torch.Tensor, y: torch.Tensor) -> None:
+        out, k = out.float(), self.k
+        self.loss = self.loss + nn.functional.cross_entropy(out, y, reduction="sum")
+        self.top3 = self.top3 + (out.topk(min(3, k), dim=1).indices == y[:, None]).any(1).sum()
+        self.confusion = self.confusion + torch.bincount(y * k + out.argmax(1), minlength=k * k)
+
+    def metrics(self, n: int) -> dict:
+        """Accuracy, top-3, loss, confusion matrix and per-class precision/recall (percent)."""
+        cm = torch.as_tensor(self.confusion).view(self.k, self.k).cpu()  # rows: true class
+        diag = cm.diag().double()
+        return {
+            "acc": round(100 * diag.sum().item() / n, 4),
+            "top3": round(100 * float(self.top3) / n, 4),
+            "loss": float(self.loss) / n,
+            "precision": [round(v, 4) for v in (100 * diag / cm.sum(0).clamp(min=1)).tolist()],
+            "recall": [round(v, 4) for v in (100 * diag / cm.sum(1).clamp(min=1)).tolist()],
+            "confusion": cm.tolist(),
+        }
+
+
 def evaluate(model: nn.Module, split, batch_size: int = 2000) -> dict:
     """Accuracy, top-3, loss, confusion matrix and per-class precision/recall, in percent."""
     model.eval()
-    k = split.num_classes
-    confusion, loss, top3 = 0, 0, 0
-    for x, y in split.eval_batches(batch_size):
-        out = model(x).float()
-        loss = loss + nn.functional.cross_entropy(out, y, reduction="sum")
-        top3 = top3 + (out.topk(min(3, k), dim=1).indices == y[:, None]).any(1).sum()
-        confusion = confusion + torch.bincount(y * k + out.argmax(1), minlength=k * k)
-    cm = confusion.view(k, k).cpu()  # rows: true class, columns: predicted
-    n = len(split)
-    diag = cm.diag().double()
-    return {
-        "acc": round(100 * diag.sum().item() / n, 4),
-        "top3": round(100 * float(top3) / n, 4),
-        "loss": float(loss) / n,
-        "precision": [round(v, 4) for v in (100 * diag / cm.sum(0).clamp(min=1)).tolist()],
-        "recall": [round(v, 4) for v in (100 * diag / cm.sum(1).clamp(min=1)).tolist()],
-        "confusion": cm.tolist(),
-    }
+    param = next(model.parameters(), None)
+    relayout = (param is not None and eval_channels_last(param.device)
+                and not _is_channels_last(model))
+    if relayout:  # outside inference mode: the weights must stay usable for training
+        model.to(memory_format=torch.channels_last)
+    fmt = torch.channels_last if param is not None and eval_channels_last(param.device) \
+        else torch.contiguous_format
+    tally = Tally(split.num_classes)
+    with torch.inference_mode():
+        for x, y in split.eval_batches(batch_size):
+            tally.add(model(x.contiguous(memory_format=fmt)), y)
+    if relayout:
+        model.to(memory_format=torch.contiguous_format)
+    return tally.metrics(len(split))
 
 
-def _schedule(opt, cfg, total_steps: int):
-    if cfg.schedule == "onecycle":
+def _is_channels_last(model: nn.Module) -> bool:
+    """Whether the model's weights are NHWC (judged by a conv with >1 input channel and k>1)."""
+    w = next((p for p in model.parameters()
+              if p.dim() == 4 and p.shape[1] > 1 and p.shape[2] * p.shape[3] > 1), None)
+    return w is not None and w.is_contiguous(memory_format=torch.channels_last) \
+        and not w.is_contiguous()
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+
+def make_schedule(opt, cfg, total_steps: int):
+    if cfg.schedule == "onecycle" and total_steps >= 2:
+        # OneCycleLR divides by zero unless warm-up spans more than one step (tiny runs).
         return torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=max(cfg.warmup, 1e-3),
+            opt, max_lr=cfg.lr, total_steps=total_steps,
+            pct_start=max(cfg.warmup, 1e-3, 1.5 / total_steps),
             anneal_strategy="linear", cycle_momentum=False, div_factor=20,
             final_div_factor=200)
     if cfg.schedule == "cosine":
@@ -77,7 +122,7 @@ def _schedule(opt, cfg, total_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
 
 
-def _progress(enabled: bool) -> Progress:
+def progress_bar(enabled: bool) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[speed]} img/s  loss {task.fields[loss]}  "
@@ -93,22 +138,28 @@ def train(model: nn.Module, cfg, data: Data,
     metrics, 'seconds', 'train_seconds', 'images_per_second', 'device', 'device_name'}.
     """
     device = resolve_device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    fast = fast_settings(cfg, device)
     model.to(device)
+    with fast_model(model, fast):
+        return _train(model, cfg, data, on_epoch, device, fast)
+
+
+def _train(model, cfg, data, on_epoch, device, fast: Fast) -> dict:
     train_split = data.train
     n, bs = len(train_split), cfg.batch_size
     steps = math.ceil(n / bs)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                          nesterov=cfg.nesterov and cfg.momentum > 0,
-                          weight_decay=cfg.weight_decay)
-    sched = _schedule(opt, cfg, cfg.epochs * steps)
+    opt = make_optimizer(model, cfg, device)
+    sched = make_schedule(opt, cfg, cfg.epochs * steps)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    net = torch.compile(model) if fast.compile else model
+    autocast = (lambda: torch.autocast(device.type, dtype=fast.amp)) if fast.amp else \
+        contextlib.nullcontext
+    fmt = torch.channels_last if fast.channels_last else torch.contiguous_format
 
     history, train_seconds, start = [], 0.0, time.perf_counter()
     evals = {}
-    with _progress(cfg.progress) as bar:
+    with progress_bar(cfg.progress) as bar:
         for epoch in range(1, cfg.epochs + 1):
             task = bar.add_task(f"epoch {epoch}/{cfg.epochs}", total=steps, speed="-",
                                 loss="-", train_acc="-", eval="")
@@ -118,16 +169,18 @@ def train(model: nn.Module, cfg, data: Data,
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.long)
             for i, (x, y) in enumerate(train_split.train_batches(cfg, gen)):
-                out = model(x)
-                loss = loss_fn(out, y)
+                with autocast():
+                    out = net(x.contiguous(memory_format=fmt))
+                    loss = loss_fn(out, y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
                 loss_sum += loss.detach() * len(y)
                 correct += (out.detach().argmax(1) == y).sum()
-                bar.update(task, advance=1,
-                           speed=f"{(i + 1) * bs / (time.perf_counter() - t0):,.0f}")
+                if cfg.progress:  # host-side text only; the device is never waited for
+                    bar.update(task, advance=1,
+                               speed=f"{(i + 1) * bs / (time.perf_counter() - t0):,.0f}")
             train_loss = loss_sum.item() / n
             epoch_seconds = time.perf_counter() - t0
             train_seconds += epoch_seconds
@@ -136,26 +189,44 @@ def train(model: nn.Module, cfg, data: Data,
             record = {"epoch": epoch, "train_loss": round(train_loss, 6),
                       "train_acc": round(100 * correct.item() / n, 4),
                       "lr": sched.get_last_lr()[0], "seconds": round(epoch_seconds, 3)}
-            for name in ("val", "test"):
-                split = getattr(data, name)
-                if split is not None:
-                    evals[name] = evaluate(model, split, cfg.eval_batch_size)
-                    record[f"{name}_acc"] = evals[name]["acc"]
-                    record[f"{name}_loss"] = round(evals[name]["loss"], 6)
+            record.update(evaluate_splits(model, data, cfg, evals))
             history.append(record)
-            shown = "  ".join(f"{k[:-4]} {record[k]:.2f}%" for k in ("val_acc", "test_acc")
-                              if k in record)
-            bar.update(task, speed=f"{n / epoch_seconds:,.0f}", loss=f"{train_loss:.4f}",
-                       train_acc=f"{record['train_acc']:.2f}", eval=shown)
+            show_epoch(bar, task, record, n, epoch_seconds, steps)
             if on_epoch is not None:
                 on_epoch(epoch, record)
+    return result_dict(history, evals, time.perf_counter() - start, train_seconds,
+                       n * cfg.epochs, device)
+
+
+def evaluate_splits(model: nn.Module, data: Data, cfg, evals: dict) -> dict:
+    """Evaluate val and test (those present) into `evals`; their accuracy and loss fields."""
+    fields = {}
+    for name in ("val", "test"):
+        split = getattr(data, name)
+        if split is not None:
+            evals[name] = evaluate(model, split, cfg.eval_batch_size)
+            fields[f"{name}_acc"] = evals[name]["acc"]
+            fields[f"{name}_loss"] = round(evals[name]["loss"], 6)
+    return fields
+
+
+def show_epoch(bar: Progress, task, record: dict, n: int, seconds: float, steps: int) -> None:
+    shown = "  ".join(f"{k[:-4]} {record[k]:.2f}%" for k in ("val_acc", "test_acc")
+                      if k in record)
+    bar.update(task, completed=steps, speed=f"{n / seconds:,.0f}",
+               loss=f"{record['train_loss']:.4f}", train_acc=f"{record['train_acc']:.2f}",
+               eval=shown)
+
+
+def result_dict(history: list, evals: dict, seconds: float, train_seconds: float,
+                images: int, device: torch.device) -> dict:
     return {
         "history": history,
         "val": evals.get("val"),
         "test": evals.get("test"),
-        "seconds": round(time.perf_counter() - start, 3),
+        "seconds": round(seconds, 3),
         "train_seconds": round(train_seconds, 3),
-        "images_per_second": round(n * cfg.epochs / train_seconds, 1),
+        "images_per_second": round(images / max(train_seconds, 1e-9), 1),
         "device": device.type,
         "device_name": device_name(device),
     }

@@ -1,0 +1,130 @@
+"""The fast path's settings: Config's "auto" values resolved per device type to what measured
+fastest with `python -m benchmarks speed` (figures and machine: README, Performance).
+
+    CPU   1 thread, channels_last, bf16 autocast where the CPU has native bf16, packed dropout
+    CUDA  channels_last, bf16 autocast, fused SGD
+    both  no torch.compile unless asked (--compile on)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+# One CPU thread by default. On the 2 shared cores this was measured on, two OpenMP threads
+# ran 5-10x slower than one whenever other jobs held the cores (their barriers spin and wait
+# on each other); pass --threads 2 for an otherwise idle machine.
+CPU_THREADS = 1
+# Dropout masks from packed random bits on CPU (PackedDropout): ~1.1x the whole step.
+CPU_PACKED_DROPOUT = True
+
+
+@dataclass(frozen=True)
+class Fast:
+    channels_last: bool  # NHWC activations: faster convs on CPU (oneDNN) and on tensor cores
+    amp: torch.dtype | None  # autocast dtype for the training forward pass (None: fp32)
+    compile: bool  # torch.compile the training forward pass
+    threads: int | None  # torch CPU threads while training (None: leave torch's setting)
+    packed_dropout: bool  # nn.Dropout runs as PackedDropout while training
+
+
+def fast_settings(cfg, device: torch.device) -> Fast:
+    """The fast-path choices for `cfg` on `device` ("auto" becomes the measured winner)."""
+    cuda, cpu = device.type == "cuda", device.type == "cpu"
+    on = lambda value, auto: auto if value == "auto" else value == "on"  # noqa: E731
+    amp = cfg.amp if cfg.amp != "auto" else ("bf16" if native_bf16(device) else "off")
+    return Fast(
+        channels_last=on(cfg.channels_last, cuda or cpu),
+        amp=torch.bfloat16 if amp == "bf16" else None,
+        # Off unless asked: on CPU it measured 0.7x per step plus ~50 s to compile, and on a
+        # GPU compiling each new architecture would cost more than a 20-epoch run of it.
+        compile=on(cfg.compile, False),
+        threads=cfg.threads or (CPU_THREADS if cpu else None),
+        packed_dropout=cpu and CPU_PACKED_DROPOUT)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """bf16 in hardware: CUDA compute capability 8+, or a CPU with AVX512-BF16 or AMX (where
+    oneDNN runs bf16 convs natively; emulated, bf16 would be slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return any(getattr(torch.cpu, probe, lambda: False)()
+                   for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return False
+
+
+def eval_channels_last(device: torch.device) -> bool:
+    """Evaluation's layout depends on the device only, never on training's flags, so the
+    accuracy recorded in training is exactly what `benchmarks evaluate` reproduces."""
+    return device.type in ("cpu", "cuda")
+
+
+def make_optimizer(model: nn.Module, cfg, device: torch.device) -> torch.optim.Optimizer:
+    kwargs = {}
+    if device.type == "cuda":  # one kernel for the whole update instead of several per tensor
+        fused = "fused" in inspect.signature(torch.optim.SGD).parameters
+        kwargs = {"fused": True} if fused else {"foreach": True}
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                           nesterov=cfg.nesterov and cfg.momentum > 0,
+                           weight_decay=cfg.weight_decay, **kwargs)
+
+
+class PackedDropout(nn.Dropout):
+    """nn.Dropout with a cheaper mask on CPU, where drawing random numbers dominates dropout:
+    one 64-bit draw gives four 16-bit uniforms (p is kept to 1/65536). Same distribution."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        layout = _layout(x)
+        if self.inplace or self.p >= 1 or layout is None or x.device.type != "cpu":
+            return super().forward(x)
+        n = x.numel()
+        bits = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64)
+        uniform = bits.view(torch.int16)[:n]
+        keep = uniform >= round(self.p * 65536) - 32768
+        return x * layout(keep.to(x.dtype).mul_(1 / (1 - self.p)))
+
+
+def _layout(x: torch.Tensor):
+    """A function laying a flat tensor out like x (same strides), or None for odd strides."""
+    if x.is_contiguous():
+        return lambda flat: flat.view(x.shape)
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        n, c, h, w = x.shape
+        return lambda flat: flat.view(n, h, w, c).permute(0, 3, 1, 2)
+    return None
+
+
+@contextlib.contextmanager
+def fast_model(model: nn.Module, fast: Fast):
+    """Put the model in the fast layout (and dropout) for training; give it back as it was."""
+    swapped = [m for m in model.modules() if type(m) is nn.Dropout] if fast.packed_dropout else []
+    try:
+        with threads_while(fast.threads):
+            for m in swapped:
+                m.__class__ = PackedDropout
+            if fast.channels_last:
+                model.to(memory_format=torch.channels_last)
+            yield
+    finally:
+        for m in swapped:
+            m.__class__ = nn.Dropout
+        model.to(memory_format=torch.contiguous_format)  # what checkpoints and callers expect
+
+
+@contextlib.contextmanager
+def threads_while(n: int | None):
+    """torch's CPU thread count set to n (when given) inside the block, restored after."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,373 @@
+"""python -m benchmarks speed: the harness's training loop against the classic PyTorch loop.
+
+In one process, on the same model (same initial weights), batch size and device:
+
+  baseline  pytorch/examples' mnist loop: torchvision MNIST with ToTensor + Normalize, a
+            DataLoader, the model in the default memory format, fp32, loss.item() every 10
+            batches (the example's log line), SGD with the harness's settings;
+  harness   train() itself, one epoch over steps x batch_size images, evaluation left out.
+
+Rounds alternate baseline and harness (and any ablations) so the machine's load falls on all
+of them alike; the medians are reported, and os.getloadavg() is recorded with every round.
+The harness's GFLOP/s (torchinfo MACs x 2 FLOPs x 3 for forward+backward) is set against the
+device's peak, a large matmul timed in the same run. --parallel K also times K trials trained
+at once (benchmarks/parallel.py) against K one after another, as trials per hour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import statistics
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.table import Table
+
+from models import create_model
+from models.report import profile
+
+from . import fast as fast_mod
+from . import results as results_mod
+from .config import Config, add_config_args, config_from_args
+from .data import MEAN, STD, Data, Split, load_mnist, mnist_root, verify_mnist
+from .fast import fast_settings, threads_while
+from .train import device_name, resolve_device, train
+
+# ----------------------------------------------------------------------------------------------
+# Benchmark settings
+
+DEFAULT_MODEL = "resnet_8k"  # the reference ~8k-parameter zoo member (8,090 parameters)
+DEFAULT_STEPS = 30  # timed training steps per measurement (x batch_size images)
+WARMUP_STEPS = 5  # untimed steps first: one-time costs (workers, compile) reported apart
+ROUNDS = 3  # alternating repeats; medians reported
+LOG_INTERVAL = 10  # the example's --log-interval: loss.item() every 10 batches
+TRIAL_EPOCHS, TRIAL_IMAGES = 20, 50_000  # a search trial: 20 epochs, 10k of 60k held for val
+# Ablations: the harness with one technique switched away from its default.
+ABLATIONS = ("channels_last", "dropout", "threads", "amp", "compile")
+
+
+def peak_gflops(device: torch.device, dtype: torch.dtype = torch.float32,
+                threads: int | None = None) -> dict:
+    """The device's measured matmul peak in `dtype`: 2048^2 on CPU, 8192^2 on CUDA."""
+    n, reps = (8192, 20) if device.type == "cuda" else (2048, 4)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    with threads_while(threads):
+        a @ b  # warm-up
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        _sync(device)
+        seconds = time.perf_counter() - t0
+    return {"gflops": round(2 * n**3 * reps / seconds / 1e9, 1),
+            "matmul": f"{n}x{n} {str(dtype).removeprefix('torch.')}",
+            "threads": torch.get_num_threads() if threads is None else threads}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ----------------------------------------------------------------------------------------------
+# The baseline: pytorch/examples mnist's loop, faithfully
+
+def classic_loader(root: Path, batch_size: int, device: torch.device):
+    from torchvision import datasets, transforms
+
+    transform = transforms.Compose([transforms.ToTensor(),
+                                    transforms.Normalize((MEAN,), (STD,))])
+    dataset = datasets.MNIST(str(root), train=True, transform=transform)
+    kwargs = {"batch_size": batch_size, "shuffle": True}
+    if device.type == "cuda":  # the example's accelerator kwargs
+        kwargs.update(num_workers=1, persistent_workers=True, pin_memory=True)
+    return torch.utils.data.DataLoader(dataset, **kwargs)
+
+
+def classic_steps(model, loader, cfg: Config, device: torch.device, steps: int) -> float:
+    """`steps` batches of the example's train(); returns seconds (synced at the end)."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                nesterov=cfg.nesterov and cfg.momentum > 0,
+                                weight_decay=cfg.weight_decay)
+    model.train()
+    t0 = time.perf_counter()
+    for batch_idx, (data, target) in enumerate(loader):
+        data, target = data.to(device), target.to(device)
+        optimizer.zero_grad()
+        output = model(data)
+        loss = F.cross_entropy(output, target)  # the example's log_softmax + nll_loss
+        loss.backward()
+        optimizer.step()
+        if batch_idx % LOG_INTERVAL == 0:  # the example prints this line; we only build it
+            _ = f"Train [{batch_idx * len(data)}/{len(loader.dataset)}]\tLoss: {loss.item():.6f}"
+        if batch_idx + 1 == steps:
+            break
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+# ----------------------------------------------------------------------------------------------
+# Measurements
+
+@dataclasses.dataclass
+class Contender:
+    """One thing timed each round: a name, and run(steps) -> images per second."""
+    name: str
+    run: object
+    warmup_seconds: float = 0.0
+    runs: list = dataclasses.field(default_factory=list)
+
+    def median(self) -> float:
+        return round(statistics.median(self.runs), 1)
+
+
+def baseline(cfg, device, loader, steps: int, threads: int | None = None):
+    def run(n: int) -> float:
+        torch.manual_seed(cfg.seed)
+        model = create_model(cfg.model).to(device)  # the same initial weights as the harness
+        with threads_while(threads):
+            return n * cfg.batch_size / classic_steps(model, loader, cfg, device, n)
+    return run
+
+
+def _first(split: Split, n: int, cfg) -> Data:
+    return Data(Split(split.x[: n * cfg.batch_size], split.y[: n * cfg.batch_size]), None, None)
+
+
+def harness(cfg, split: Split, patch: dict | None = None):
+    def run(n: int) -> float:
+        torch.manual_seed(cfg.seed)
+        model = create_model(cfg.model)
+        data = _first(split, n, cfg)
+        with _patched(patch or {}):
+            result = train(model, cfg, data)
+        return len(data.train) / result["train_seconds"]
+    return run
+
+
+def parallel_contenders(cfg, split: Split, k: int) -> list[Contender]:
+    """K trials (seeds cfg.seed...cfg.seed+K-1) one after another, then all K at once."""
+    cfgs = [dataclasses.replace(cfg, seed=cfg.seed + i) for i in range(k)]
+
+    def models() -> list:
+        out = []
+        for c in cfgs:
+            torch.manual_seed(c.seed)
+            out.append(create_model(c.model))
+        return out
+
+    def one_by_one(n: int) -> float:
+        data = _first(split, n, cfg)
+        seconds = sum(train(m, c, data)["train_seconds"] for m, c in zip(models(), cfgs))
+        return k * len(data.train) / seconds
+
+    def at_once(n: int) -> float:
+        from .parallel import train_group
+
+        data = _first(split, n, cfg)
+        results = train_group(models(), cfgs, data)
+        return k * len(data.train) / results[0]["train_seconds"]
+
+    return [Contender("sequential", one_by_one), Contender(f"parallel k={k}", at_once)]
+
+
+@contextmanager
+def _patched(values: dict):
+    old = {k: getattr(fast_mod, k) for k in values}
+    try:
+        for k, v in values.items():
+            setattr(fast_mod, k, v)
+        yield
+    finally:
+        for k, v in old.items():
+            setattr(fast_mod, k, v)
+
+
+def ablations(names, cfg: Config, device: torch.device, split: Split) -> list[Contender]:
+    fast, default_threads = fast_settings(cfg, device), torch.get_num_threads()
+    out = []
+    for name in names:
+        if name == "channels_last":
+            out.append(("channels_last " + ("off" if fast.channels_last else "on"),
+                        {"channels_last": "off" if fast.channels_last else "on"}, None))
+        elif name == "dropout" and fast.packed_dropout:
+            out.append(("packed dropout off", {}, {"CPU_PACKED_DROPOUT": False}))
+        elif name == "threads" and fast.threads and fast.threads != default_threads:
+            out.append((f"threads {default_threads}", {"threads": default_threads}, None))
+        elif name == "amp":
+            out.append(("bf16 autocast " + ("off" if fast.amp else "on"),
+                        {"amp": "off" if fast.amp else "bf16"}, None))
+        elif name == "compile":
+            out.append(("compile " + ("off" if fast.compile else "on"),
+                        {"compile": "off" if fast.compile else "on"}, None))
+    return [Contender(label, harness(dataclasses.replace(cfg, **over), split, patch))
+            for label, over, patch in out]
+
+
+def trials_per_hour(images_per_second: float) -> float:
+    return round(3600 * images_per_second / (TRIAL_EPOCHS * TRIAL_IMAGES), 1)
+
+
+def measure(cfg: Config, steps: int, rounds: int, ablate=(), parallel: int = 1,
+            console: Console | None = None) -> dict:
+    console = console or Console()
+    device = resolve_device(cfg.device)
+    root, _ = mnist_root(cfg.data_root)
+    verify_mnist(root)
+    fast = fast_settings(cfg, device)
+    default_threads = torch.get_num_threads()
+    n_images = (WARMUP_STEPS + steps) * cfg.batch_size
+    split = load_mnist(dataclasses.replace(cfg, train_subset=n_images, val_split=0), device,
+                       with_test=False).train
+    loader = classic_loader(root, cfg.batch_size, device)
+    contenders = [Contender("baseline", baseline(cfg, device, loader, steps)),
+                  Contender("harness", harness(cfg, split))]
+    if device.type == "cpu" and fast.threads and fast.threads != default_threads:
+        contenders.insert(1, Contender(f"baseline, {fast.threads} thread(s)",
+                                       baseline(cfg, device, loader, steps, fast.threads)))
+    contenders += ablations(ablate, cfg, device, split)
+    if parallel > 1:
+        contenders += parallel_contenders(cfg, split, parallel)
+    load = {"start": os.getloadavg()}
+    for c in contenders:  # one-time costs: DataLoader start, compile, first allocations
+        t0 = time.perf_counter()
+        c.run(WARMUP_STEPS)
+        c.warmup_seconds = round(time.perf_counter() - t0, 2)
+    load["rounds"] = []
+    for r in range(rounds):
+        for c in contenders:
+            c.runs.append(c.run(steps))
+        load["rounds"].append(os.getloadavg())
+        console.print(f"round {r + 1}/{rounds}: " + ", ".join(
+            f"{c.name} {c.runs[-1]:,.0f}" for c in contenders) + " img/s; load "
+            f"{load['rounds'][-1][0]:.1f}", highlight=False)
+    load["end"] = os.getloadavg()
+    return _report(cfg, device, steps, rounds, contenders, load, fast, default_threads)
+
+
+def _report(cfg, device, steps, rounds, contenders, load, fast, default_threads) -> dict:
+    stats = profile(create_model(cfg.model))
+    flops_per_image = stats["macs"] * 2 * 3  # 2 FLOPs per MAC; backward ~ 2x forward
+    by = {c.name: c for c in contenders}
+    base, fastest = by["baseline"].median(), by["harness"].median()
+    # The peak in the harness's own precision and thread count (what it could reach), and
+    # the fp32 peak with every thread (the device's usual figure).
+    peak_h = peak_gflops(device, fast.amp or torch.float32, fast.threads)
+    peak = peak_gflops(device)
+    def entry(c: Contender) -> dict:
+        return {"images_per_second": c.median(), "runs": [round(v, 1) for v in c.runs],
+                "warmup_seconds": c.warmup_seconds}
+    report = {
+        "ratio": round(fastest / base, 2),
+        "model": cfg.model, "arch": create_model(cfg.model).arch, "params": stats["params"],
+        "macs": stats["macs"], "batch_size": cfg.batch_size, "steps": steps, "rounds": rounds,
+        "device": device.type, "device_name": device_name(device),
+        "threads": {"baseline": default_threads, "harness": fast.threads or default_threads},
+        "harness_settings": {"channels_last": fast.channels_last,
+                             "amp": str(fast.amp).removeprefix("torch.") if fast.amp else "off",
+                             "compile": fast.compile, "packed_dropout": fast.packed_dropout,
+                             "augment": {"rotate": cfg.rotate, "translate": cfg.translate}},
+        "baseline": entry(by["baseline"]),
+        "harness": {**entry(by["harness"]),
+                    "gflops": round(fastest * flops_per_image / 1e9, 2)},
+        "baseline_gflops": round(base * flops_per_image / 1e9, 2),
+        "peak": peak_h, "peak_fp32_all_threads": peak,
+        "harness_fraction_of_peak": round(fastest * flops_per_image / 1e9 / peak_h["gflops"],
+                                          4),
+        "others": {c.name: {**entry(c), "vs_harness": round(c.median() / fastest, 2)}
+                   for c in contenders if c.name not in ("baseline", "harness")},
+        "trials_per_hour": {"baseline": trials_per_hour(base),
+                            "harness": trials_per_hour(fastest)},
+        "loadavg": load, "torch_version": torch.__version__,
+        "git_commit": results_mod.git_commit(),
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    group = next((c for c in contenders if c.name.startswith("parallel")), None)
+    if group is not None:
+        seq = by["sequential"].median()
+        report["parallel"] = {
+            "k": int(group.name.split()[-1].removeprefix("k=")),
+            "sequential_images_per_second": seq, "group_images_per_second": group.median(),
+            "trials_per_hour_k1": trials_per_hour(seq),
+            "trials_per_hour_k": trials_per_hour(group.median()),
+            "speedup": round(group.median() / seq, 2)}
+    return report
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+
+KEEP = ("model", "device", "batch_size", "seed", "data_root", "threads", "channels_last",
+        "compile", "amp", "lr", "momentum", "rotate", "translate")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("speed", help="images/s of the harness vs the classic PyTorch loop",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                   help=f"timed steps per measurement (default: {DEFAULT_STEPS})")
+    p.add_argument("--rounds", type=int, default=ROUNDS, help=f"default: {ROUNDS}")
+    p.add_argument("--parallel", type=int, default=1, metavar="K",
+                   help="also time K trials at once vs K in a row (default: 1, off)")
+    p.add_argument("--ablate", nargs="*", default=[], choices=ABLATIONS,
+                   help="also time the harness with each of these switched from its default")
+    p.add_argument("--json", type=Path, default=None,
+                   help="where to write every figure (default: results/speed.json)")
+    add_config_args(p, skip=tuple(f.name for f in dataclasses.fields(Config)
+                                  if f.name not in KEEP))
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from models import UserError
+
+    if args.steps < 1 or args.rounds < 1 or args.parallel < 1:
+        raise UserError("invalid option: --steps, --rounds and --parallel must be at least 1")
+    if args.model is None:
+        args.model = DEFAULT_MODEL
+    cfg = config_from_args(args, task="mnist", epochs=1, progress=False)
+    create_model(cfg.model)  # unknown or over-budget models fail before anything is timed
+    console = Console()
+    report = measure(cfg, args.steps, args.rounds, args.ablate, args.parallel, console)
+    path = args.json or Path(results_mod.RESULTS_DIR) / "speed.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    print_report(report, console)
+    console.print(f"wrote {path}")
+    return 0
+
+
+def print_report(r: dict, console: Console) -> None:
+    table = Table(title=f"{r['model']} ({r['params']:,} params), batch {r['batch_size']}, "
+                        f"{r['steps']} steps x {r['rounds']} rounds on {r['device_name']}")
+    for col in ("", "img/s (median)", "vs baseline", "warm-up s", "trials/h"):
+        table.add_column(col, justify="left" if not col else "right")
+    base = r["baseline"]["images_per_second"]
+    rows = [("baseline", r["baseline"]), ("harness", r["harness"]), *r["others"].items()]
+    for name, e in rows:
+        ips = e["images_per_second"]
+        table.add_row(name, f"{ips:,.0f}", f"{ips / base:.2f}x", f"{e['warmup_seconds']:.1f}",
+                      f"{trials_per_hour(ips):.1f}" if math.isfinite(ips) else "-")
+    console.print(table)
+    console.print(f"ratio harness/baseline: [bold]{r['ratio']:.2f}x[/bold]; harness "
+                  f"{r['harness']['gflops']:.2f} GFLOP/s = "
+                  f"{100 * r['harness_fraction_of_peak']:.1f}% of the "
+                  f"{r['peak']['gflops']:,.0f} GFLOP/s matmul peak "
+                  f"({r['peak']['matmul']}, "
+                  f"{r['peak']['threads']} thread(s)); load "
+                  f"{r['loadavg']['start'][0]:.1f} -> {r['loadavg']['end'][0]:.1f}",
+                  highlight=False)
+    if "parallel" in r:
+        p = r["parallel"]
+        console.print(f"K={p['k']} at once: {p['trials_per_hour_k']:.1f} trials/h vs "
+                      f"{p['trials_per_hour_k1']:.1f} one at a time ({p['speedup']:.2f}x)")

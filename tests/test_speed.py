@@ -1,0 +1,112 @@
+"""The fast path (train.py) and the speed benchmark. Tiny runs; speed is never asserted here."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from benchmarks import fast as fast_mod
+from benchmarks.__main__ import main as bench_main
+from benchmarks.config import Config
+from benchmarks.data import load_mnist
+from benchmarks.fast import PackedDropout, fast_settings
+from benchmarks.train import evaluate, train
+from models import UserError, create_model
+
+
+@pytest.fixture(scope="module")
+def tiny(mnist_root):
+    cfg = Config(model="plain_4k", epochs=1, train_subset=512, test_subset=256, progress=False,
+                 device="cpu", data_root=str(mnist_root))
+    return cfg, load_mnist(cfg, torch.device("cpu"))
+
+
+def test_speed_command_writes_every_figure(mnist_root, tmp_path):
+    out = tmp_path / "speed.json"
+    rc = bench_main(["speed", "--model", "plain_4k", "--steps", "2", "--rounds", "1",
+                     "--device", "cpu", "--data-root", str(mnist_root), "--ablate",
+                     "channels_last", "--json", str(out)])
+    assert rc == 0
+    r = json.loads(out.read_text())
+    assert r["ratio"] > 0 and r["model"] == "plain_4k" and r["device"] == "cpu"
+    for side in ("baseline", "harness"):
+        assert r[side]["images_per_second"] > 0 and len(r[side]["runs"]) == 1
+    assert r["harness"]["gflops"] > 0 and r["peak"]["gflops"] > 0
+    assert 0 < r["harness_fraction_of_peak"]
+    assert len(r["loadavg"]["start"]) == 3 and len(r["loadavg"]["rounds"]) == 1
+    assert any(name.startswith("channels_last") for name in r["others"])
+    assert r["trials_per_hour"]["harness"] > 0 and r["params"] == 3690
+
+
+def test_speed_command_refuses_bad_options(mnist_root, capsys):
+    assert bench_main(["speed", "--steps", "0", "--data-root", str(mnist_root)]) == 2
+    assert "at least 1" in capsys.readouterr().err
+
+
+def test_config_checks_the_fast_path_switches():
+    for field, bad in (("amp", "fp16"), ("compile", "yes"), ("channels_last", "true")):
+        with pytest.raises(UserError, match=field):
+            Config(**{field: bad})
+
+
+def test_auto_settings_per_device():
+    cpu = fast_settings(Config(), torch.device("cpu"))
+    assert cpu.channels_last and not cpu.compile and cpu.threads == fast_mod.CPU_THREADS
+    off = fast_settings(Config(channels_last="off", amp="off", threads=2), torch.device("cpu"))
+    assert not off.channels_last and off.amp is None and off.threads == 2
+    assert fast_settings(Config(amp="bf16"), torch.device("cpu")).amp == torch.bfloat16
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_packed_dropout_keeps_p_layout_and_gradient(channels_last):
+    torch.manual_seed(0)
+    x = torch.ones(64, 8, 12, 12, requires_grad=True)
+    if channels_last:
+        x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    drop = PackedDropout(0.25)
+    y = drop(x)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - 0.25) < 0.01
+    assert torch.allclose(y[y != 0], torch.tensor(1 / 0.75))
+    assert y.is_contiguous(memory_format=torch.channels_last) == channels_last
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # d(x * mask)/dx = mask
+    drop.eval()
+    assert drop(x) is x
+
+
+def test_train_leaves_model_threads_and_dropout_as_they_were(tiny):
+    cfg, data = tiny
+    threads = torch.get_num_threads()
+    model = create_model("plain_7k")  # has dropout
+    result = train(model, dataclasses.replace(cfg, model="plain_7k"), data)
+    assert torch.get_num_threads() == threads
+    assert all(type(m) is nn.Dropout for m in model.modules() if isinstance(m, nn.Dropout))
+    assert all(p.is_contiguous() for p in model.parameters())
+    assert result["device_name"].endswith(f"{fast_mod.CPU_THREADS} threads")
+
+
+@pytest.mark.parametrize("overrides", [{}, {"channels_last": "off", "amp": "off"}])
+def test_recorded_accuracy_is_what_the_weights_give(tiny, overrides):
+    cfg, data = tiny
+    torch.manual_seed(1)
+    model = create_model(cfg.model)
+    result = train(model, dataclasses.replace(cfg, **overrides), data)
+    assert evaluate(model, data.test)["acc"] == result["test"]["acc"]
+    assert result["history"][-1]["test_acc"] == result["test"]["acc"]
+    loss = result["history"][-1]["train_loss"]
+    assert loss == loss and loss < 10  # finite
+
+
+def test_evaluate_leaves_training_usable(tiny):
+    """evaluate() may re-lay the weights out; that must not make them inference tensors."""
+    cfg, data = tiny
+    model = create_model(cfg.model)
+    evaluate(model, data.test)
+    assert all(p.is_contiguous() and not p.is_inference() for p in model.parameters())
+    model.train()
+    model(torch.zeros(2, 1, 28, 28)).sum().backward()
