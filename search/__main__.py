@@ -25,6 +25,7 @@ from models import UserError
 from . import space
 from .live import Reporter
 from .objective import Objective
+from .parallel import group_objective
 from .publish import confirm, export
 from .study import (
     DEFAULT_HEARTBEAT,
@@ -93,6 +94,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         f"twice this is failed and retried (default {DEFAULT_HEARTBEAT})")
     p.add_argument("--no-live", action="store_true",
                    help="plain log lines instead of the live view (automatic when not a tty)")
+    p.add_argument("--parallel", type=int, default=1, metavar="K",
+                   help="train K trials of one architecture at once, for a GPU (default 1: "
+                        "one at a time, faster on CPU; see search/parallel.py)")
     p.add_argument("--val-split", type=int, default=None, metavar="N",
                    help="images held out of the training set to select on (default: 10000 "
                         "for mnist); the test set is never loaded")
@@ -191,10 +195,12 @@ def run(args: argparse.Namespace) -> int:
                   f"{len(data.val):,} validation images (test set not loaded), "
                   f"{device_name(objective.device)}")
     stopper = Stopper(args.n_trials, max_trials)
+    callbacks = [reporter.trial_finished, stopper]
+    func = group_objective(objective, args.parallel, callbacks, (DivergedError,))
     try:
         with reporter:
-            study.optimize(objective, timeout=args.timeout, catch=(DivergedError,),
-                           callbacks=[reporter.trial_finished, stopper])
+            study.optimize(func, timeout=args.timeout, catch=(DivergedError,),
+                           callbacks=callbacks)
     except KeyboardInterrupt:
         _requeue(study, objective.current, console)
         return 130
