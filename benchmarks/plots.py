@@ -73,7 +73,9 @@ def plot_curves(run: dict, path: Path) -> Path:
             ys = [r.get(key) for r in hist]
             if any(y is not None for y in ys):
                 ax.plot(epochs, ys, style, color=color, marker=".", label=split)
-    target = run.get("target")
+    target = run.get("target")  # a Config field: in sidecars, else in the CSV's config JSON
+    if target is None and isinstance(run.get("config"), str):
+        target = json.loads(run["config"]).get("target")
     if target and acc_ax.lines and max(max(ln.get_ydata()) for ln in acc_ax.lines) > target - 2:
         acc_ax.axhline(float(target), color="grey", lw=0.8, ls=":", label=f"{target}%")
     for ax, name in ((loss_ax, "loss (cross-entropy)"), (acc_ax, "accuracy (%)")):
