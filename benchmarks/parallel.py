@@ -158,8 +158,10 @@ def _train_group(models, cfgs, data, on_epochs, device, fast) -> list:
     template.train()
     forward = vmap(lambda p, b, x: functional_call(template, (p, b), (x,)),
                    randomness="different")
-    gens = [torch.Generator(device=device).manual_seed(c.seed) for c in cfgs]
-    smoothing = [c.label_smoothing for c in cfgs]
+    # Members with the same seed and augmentation see the same batches: draw those once.
+    stream = [(c.seed, c.rotate, c.translate) for c in cfgs]
+    gens = {key: torch.Generator(device=device).manual_seed(key[0]) for key in stream}
+    smoothing = torch.tensor([c.label_smoothing for c in cfgs], device=device)
     autocast = (lambda: torch.autocast(device.type, dtype=fast.amp)) if fast.amp else \
         contextlib.nullcontext
     active = list(range(k))  # members still training, in stack order
@@ -173,14 +175,19 @@ def _train_group(models, cfgs, data, on_epochs, device, fast) -> list:
             t0 = time.perf_counter()
             loss_sum = torch.zeros(len(active), device=device)
             correct = torch.zeros(len(active), device=device, dtype=torch.long)
-            batches = zip(*[data.train.train_batches(cfgs[m], gens[m]) for m in active])
-            lr_active = lrs[:, active]  # sliced once per epoch: no host-to-device copy per step
-            for members in batches:
-                x = torch.stack([b[0] for b in members])
-                y = torch.stack([b[1] for b in members])
+            keys = list(dict.fromkeys(stream[m] for m in active))
+            first = {key: next(m for m in active if stream[m] == key) for key in keys}
+            pick = [keys.index(stream[m]) for m in active]
+            batches = zip(*[data.train.train_batches(cfgs[first[key]], gens[key])
+                            for key in keys])
+            # Sliced once per epoch: no host-to-device copy per step.
+            lr_active, smoothing_active = lrs[:, active], smoothing[active]
+            for drawn in batches:
+                x = torch.stack([drawn[i][0] for i in pick])
+                y = torch.stack([drawn[i][1] for i in pick])
                 with autocast():
                     out = forward(group.params(), group.buffers, x)  # (K, B, classes)
-                    losses = _losses(out, y, [smoothing[m] for m in active])
+                    losses = member_losses(out, y, smoothing_active)
                 losses.sum().backward()  # members share no weights: each gets its own grads
                 group.sgd_step(lr_active[step])
                 step += 1
@@ -218,14 +225,13 @@ def _train_group(models, cfgs, data, on_epochs, device, fast) -> list:
     return results
 
 
-def _losses(out: torch.Tensor, y: torch.Tensor, smoothing: list[float]) -> torch.Tensor:
-    """Each member's mean cross-entropy, (K,); one call when they share label smoothing."""
-    if len(set(smoothing)) == 1:
-        per = nn.functional.cross_entropy(out.flatten(0, 1).float(), y.flatten(),
-                                          reduction="none", label_smoothing=smoothing[0])
-        return per.view(y.shape).mean(1)
-    return torch.stack([nn.functional.cross_entropy(o.float(), t, label_smoothing=s)
-                        for o, t, s in zip(out, y, smoothing)])
+def member_losses(out: torch.Tensor, y: torch.Tensor, smoothing: torch.Tensor) -> torch.Tensor:
+    """Each member's mean cross-entropy with its own label smoothing e, (K,), all at once:
+    (1 - e) * NLL + e * mean over classes of -log p, as F.cross_entropy defines it."""
+    logp = torch.log_softmax(out.float(), dim=-1)
+    nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+    e = smoothing[:, None]
+    return ((1 - e) * nll - e * logp.mean(-1)).mean(1)
 
 
 def _epoch(group: Group, row: int, model, cfg, data, epoch: int, loss: float, correct: int,

@@ -10,7 +10,7 @@ import torch
 
 from benchmarks.config import Config
 from benchmarks.data import load_mnist
-from benchmarks.parallel import lr_table, train_group
+from benchmarks.parallel import lr_table, member_losses, train_group
 from benchmarks.train import DivergedError, evaluate, train
 from models import UserError, create_model
 
@@ -95,6 +95,25 @@ def test_members_must_share_architecture_and_batch(tiny):
         train_group([_model(1), _model(1, "plain_7k")], [cfg, cfg], data)
     with pytest.raises(UserError, match="batch_size"):
         train_group([_model(1), _model(2)], [cfg, dataclasses.replace(cfg, batch_size=64)], data)
+
+
+def test_member_losses_match_cross_entropy_with_each_members_smoothing():
+    torch.manual_seed(0)
+    out, y = torch.randn(3, 16, 10), torch.randint(0, 10, (3, 16))
+    smoothing = torch.tensor([0.0, 0.1, 0.05])
+    want = [torch.nn.functional.cross_entropy(o, t, label_smoothing=float(e))
+            for o, t, e in zip(out, y, smoothing)]
+    assert member_losses(out, y, smoothing).tolist() == pytest.approx([float(w) for w in want])
+
+
+def test_members_sharing_seed_and_augmentation_share_batches(tiny):
+    """Their batches are drawn once; each still trains exactly as it would alone."""
+    cfg, data = tiny
+    aug = dataclasses.replace(cfg, rotate=7.0, translate=0.08)
+    [alone] = train_group([_model(1)], [dataclasses.replace(aug, lr=0.1)], data)
+    pair = train_group([_model(2), _model(1)], [aug, dataclasses.replace(aug, lr=0.1)], data)
+    for a, b in zip(_losses(pair[1]), _losses(alone)):
+        assert a == pytest.approx(b, rel=1e-4)
 
 
 def test_lr_table_replays_the_schedulers():
