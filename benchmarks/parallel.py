@@ -121,8 +121,8 @@ class Group:
 def _check(models: list[nn.Module], cfgs: list) -> None:
     if not models or len(models) != len(cfgs):
         raise UserError("train_group needs one Config per model, and at least one model")
-    shapes = [[tuple(v.shape) for v in m.state_dict().values()] for m in models]
-    if any(s != shapes[0] for s in shapes) or len({type(m) for m in models}) != 1:
+    # repr covers what shapes do not: a dropout rate, a pool, a stride (one template runs all)
+    if len({repr(m) for m in models}) != 1:
         raise UserError("train_group trains models of one architecture only")
     for name in SAME:
         if len({getattr(c, name) for c in cfgs}) != 1:

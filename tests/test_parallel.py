@@ -93,6 +93,8 @@ def test_members_must_share_architecture_and_batch(tiny):
     cfg, data = tiny
     with pytest.raises(UserError, match="architecture"):
         train_group([_model(1), _model(1, "plain_7k")], [cfg, cfg], data)
+    with pytest.raises(UserError, match="architecture"):  # same shapes, other dropout
+        train_group([_model(1), create_model("plain_4k", dropout=0.1)], [cfg, cfg], data)
     with pytest.raises(UserError, match="batch_size"):
         train_group([_model(1), _model(2)], [cfg, dataclasses.replace(cfg, batch_size=64)], data)
 
