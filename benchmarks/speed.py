@@ -307,13 +307,15 @@ def _report(cfg, device, steps, rounds, contenders, load, fast, default_threads)
 # ----------------------------------------------------------------------------------------------
 # Command line
 
-KEEP = ("model", "device", "batch_size", "seed", "data_root", "threads", "channels_last",
+KEEP = ("device", "batch_size", "seed", "data_root", "threads", "channels_last",
         "compile", "amp", "lr", "momentum", "rotate", "translate")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("speed", help="images/s of the harness vs the classic PyTorch loop",
                        description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME",
+                   help=f"zoo member or architecture string (default: {DEFAULT_MODEL})")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
                    help=f"timed steps per measurement (default: {DEFAULT_STEPS})")
     p.add_argument("--rounds", type=int, default=ROUNDS, help=f"default: {ROUNDS}")
@@ -333,8 +335,6 @@ def main(args: argparse.Namespace) -> int:
 
     if args.steps < 1 or args.rounds < 1 or args.parallel < 1:
         raise UserError("invalid option: --steps, --rounds and --parallel must be at least 1")
-    if args.model is None:
-        args.model = DEFAULT_MODEL
     cfg = config_from_args(args, task="mnist", epochs=1, progress=False)
     create_model(cfg.model)  # unknown or over-budget models fail before anything is timed
     console = Console()
