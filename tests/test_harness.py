@@ -13,7 +13,7 @@ from benchmarks.config import Config
 from benchmarks.data import MNIST_MD5
 from benchmarks.results import COLUMNS
 
-SMOKE = ["--epochs", "2", "--train-subset", "2000", "--batch-size", "64", "--test-subset", "500", "--threads", "2",
+SMOKE = ["--epochs", "2", "--train-subset", "2000", "--batch-size", "64", "--test-subset", "500",
          "--progress", "false", "--device", "cpu"]
 
 

@@ -45,7 +45,8 @@ def pg_url(request) -> str:
 
 
 def worker(url: str, mnist_root, tmp_path, *extra) -> subprocess.Popen:
-    """A real `python -m search run` process on tiny data (one CPU thread, plain log)."""
+    """A real `python -m search run` process on tiny data (one CPU thread, plain log); later
+    flags in `extra` override the defaults here (argparse keeps the last)."""
     env = {**os.environ, "MNIST_ROOT": str(mnist_root), "NAS_RESULTS": str(tmp_path)}
     # 350 images, one epoch: see tests/test_search.py for why not other small sizes.
     cmd = [sys.executable, "-m", "search", "run", "--storage", url, "--study", "w",
@@ -109,7 +110,9 @@ def test_three_workers_share_a_postgresql_study(pg_url, mnist_root, tmp_path):
 
 def test_sigkilled_worker_trial_is_failed_by_heartbeat_and_retried(mnist_root, tmp_path):
     url = f"sqlite:///{tmp_path / 'kill.db'}"
-    args = ("--epochs", 3, "--pruner", "none", "--heartbeat", 1, "--seed", 4)
+    # 4,000 images: long enough trials that the signal lands mid-trial (see wait_for_training).
+    args = ("--epochs", 3, "--pruner", "none", "--heartbeat", 1, "--seed", 4,
+            "--train-subset", 4000)
     first = worker(url, mnist_root, tmp_path, "--n-trials", 50, *args)
     victim, done = wait_for_training(url, first)
     first.send_signal(signal.SIGKILL)
@@ -131,7 +134,7 @@ def test_sigkilled_worker_trial_is_failed_by_heartbeat_and_retried(mnist_root, t
 
 def test_ctrl_c_fails_and_requeues_the_trial_and_the_next_run_resumes(mnist_root, tmp_path):
     url = f"sqlite:///{tmp_path / 'int.db'}"
-    args = ("--epochs", 3, "--pruner", "none", "--seed", 5)
+    args = ("--epochs", 3, "--pruner", "none", "--seed", 5, "--train-subset", 4000)
     first = worker(url, mnist_root, tmp_path, "--n-trials", 50, *args)
     victim, done = wait_for_training(url, first)
     first.send_signal(signal.SIGINT)
