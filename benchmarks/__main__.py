@@ -5,12 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rich.console import Console
-
-from models import UserError
-
 from . import evaluate, hymenoptera, leaderboard, make_plots, mnist, speed
-from .train import DivergedError
+from .runs import run_command
 
 # Each command module has add_parser(subparsers), which sets func(args) -> exit code.
 COMMANDS = [mnist, hymenoptera, leaderboard, evaluate, make_plots, speed]
@@ -22,18 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     for module in COMMANDS:
         module.add_parser(sub)
     args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except UserError as e:
-        Console(stderr=True).print(f"[red]error:[/red] {e}", highlight=False)
-        return 2
-    except DivergedError as e:
-        Console(stderr=True).print(f"[red]error:[/red] training diverged: {e}; no row written",
-                                   highlight=False)
-        return 1
-    except KeyboardInterrupt:
-        Console(stderr=True).print("[yellow]interrupted: the run in progress wrote no row")
-        return 130
+    return run_command(lambda: args.func(args))
 
 
 if __name__ == "__main__":

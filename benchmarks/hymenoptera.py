@@ -22,12 +22,11 @@ from torchvision.models import ResNet18_Weights, resnet18
 
 from models import UserError
 
-from .checkpoint import BestWeights, checkpoint_dir, save_run
 from .config import Config, add_config_args, config_from_args
 from .data import Data
 from .images import load_image_splits
-from .results import append_row, make_row
-from .train import resolve_device, train
+from .runs import train_and_record
+from .train import resolve_device
 
 IMAGENET = ResNet18_Weights.IMAGENET1K_V1
 # The first child each mode trains; every child before it is frozen.
@@ -179,19 +178,10 @@ def run_one(cfg: Config, data: Data, *, results: Path | None = None,
     seed_everything(cfg.seed)
     model = model if model is not None else make_model(cfg, data.train.num_classes)
     stats = profile(model, cfg.image_size)
-    # Snapshots of the best-by-validation weights only when they will be saved (45 MB each).
-    best = BestWeights(model, on_epoch) if results is not False else None
-    result = train(model, cfg, data, on_epoch=best or on_epoch)
-    result["train_images"] = len(data.train)
-    result["test_images"] = len(data.test) if data.test is not None else None
-    row = make_row(cfg, result, arch=model.arch, family="resnet18", params=stats["params"],
-                   macs=stats["macs"], source=source)
+    row = train_and_record(cfg, data, model, family="resnet18", params=stats["params"],
+                           macs=stats["macs"], results=results, source=source,
+                           on_epoch=on_epoch)
     row["trainable_params"] = stats["trainable"]  # not a CSV column; the console shows it
-    row["_result"] = result  # for callers (checkpoints, reports); never written to the CSV
-    row["_model"] = model
-    if results is not False:
-        row.update(save_run(row, model, best, checkpoint_dir(results)))  # row["checkpoint"]
-        append_row(row, results)
     return row
 
 

@@ -12,11 +12,10 @@ from rich.console import Console
 from models import create_model, family_of
 from models.report import profile
 
-from .checkpoint import BestWeights, checkpoint_dir, save_run
 from .config import Config, add_config_args, config_from_args
 from .data import Data, load_mnist
-from .results import append_row, make_row
-from .train import resolve_device, train
+from .runs import train_and_record
+from .train import resolve_device
 
 
 def seed_everything(seed: int) -> None:
@@ -37,19 +36,9 @@ def run_one(cfg: Config, data: Data, *, results: Path | None = None,
     seed_everything(cfg.seed)
     model = model if model is not None else make_model(cfg)
     stats = profile(model)  # torchinfo: params and MACs, on a CPU copy before training
-    # Snapshots of the best-by-validation weights, only when they will be saved.
-    best = BestWeights(model, on_epoch) if results is not False else None
-    result = train(model, cfg, data, on_epoch=best or on_epoch)
-    result["train_images"] = len(data.train)
-    result["test_images"] = len(data.test) if data.test is not None else None
-    row = make_row(cfg, result, arch=model.arch, family=family_of(cfg.model),
-                   params=stats["params"], macs=stats["macs"], source=source)
-    row["_result"] = result  # for callers (checkpoints, reports); never written to the CSV
-    row["_model"] = model
-    if results is not False:
-        row.update(save_run(row, model, best, checkpoint_dir(results)))  # row["checkpoint"]
-        append_row(row, results)
-    return row
+    return train_and_record(cfg, data, model, family=family_of(cfg.model),
+                            params=stats["params"], macs=stats["macs"], results=results,
+                            source=source, on_epoch=on_epoch)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -19,6 +19,7 @@ import torch
 from rich.console import Console
 
 from benchmarks.config import Config, add_config_args, config_from_args
+from benchmarks.runs import run_command
 from benchmarks.train import DivergedError, device_name
 from models import UserError
 
@@ -249,15 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     add_parsers(sub)
     args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except UserError as e:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/red] {e}")
-        return 2
-    except KeyboardInterrupt:
-        Console(stderr=True).print("[yellow]interrupted[/yellow]")
-        return 130
-
+    return run_command(lambda: args.func(args), interrupted="interrupted")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -68,7 +68,8 @@ def test_bad_arch_strings(bad, why):
 
 
 def test_over_budget_names_count_and_budget():
-    with pytest.raises(models.OverBudgetError, match=r"19,158 parameters, over the budget of 5,000"):
+    with pytest.raises(models.OverBudgetError,
+                       match=r"19,158 parameters, over the budget of 5,000"):
         models.create_model("plain_19k", budget=5000)
 
 
