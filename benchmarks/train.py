@@ -80,12 +80,11 @@ def evaluate(model: nn.Module, split, batch_size: int = 2000) -> dict:
     """Accuracy, top-3, loss, confusion matrix and per-class precision/recall, in percent."""
     model.eval()
     param = next(model.parameters(), None)
-    relayout = (param is not None and eval_channels_last(param.device)
-                and not _is_channels_last(model))
+    nhwc = param is not None and eval_channels_last(param.device)
+    relayout = nhwc and not _is_channels_last(model)
     if relayout:  # outside inference mode: the weights must stay usable for training
         model.to(memory_format=torch.channels_last)
-    fmt = torch.channels_last if param is not None and eval_channels_last(param.device) \
-        else torch.contiguous_format
+    fmt = torch.channels_last if nhwc else torch.contiguous_format
     tally = Tally(split.num_classes)
     with torch.inference_mode():
         for x, y in split.eval_batches(batch_size):
