@@ -21,7 +21,7 @@ from rich.console import Console
 from benchmarks.config import Config, add_config_args, config_from_args
 from benchmarks.runs import run_command
 from benchmarks.train import DivergedError, device_name
-from models import UserError
+from models import BUDGET, UserError
 
 from . import space
 from .live import Reporter
@@ -95,6 +95,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         f"twice this is failed and retried (default {DEFAULT_HEARTBEAT})")
     p.add_argument("--no-live", action="store_true",
                    help="plain log lines instead of the live view (automatic when not a tty)")
+    p.add_argument("--budget", type=int, default=BUDGET, metavar="P",
+                   help="reject (untrained) every sampled model over P parameters, to search "
+                        f"for the best small model (default: the zoo's budget, {BUDGET:,})")
     p.add_argument("--parallel", type=int, default=1, metavar="K",
                    help="train K trials of one architecture at once, for a GPU (default 1: "
                         "one at a time, faster on CPU; see search/parallel.py)")
@@ -112,6 +115,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                    "a row per run to results/runs.csv.")
     _storage_args(p, study_required=True)
     p.add_argument("--top", type=int, default=3, metavar="K", help="default: 3")
+    p.add_argument("--trials", type=int, nargs="+", default=None, metavar="N",
+                   help="confirm these trial numbers instead of the top K (e.g. the smallest "
+                        "model that reached the target on validation)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1], metavar="S", help="default: 1")
     add_config_args(p, skip=_skip(CONFIRM_FIELDS))
     p.set_defaults(func=run_confirm)
@@ -165,8 +171,11 @@ def run(args: argparse.Namespace) -> int:
     if args.task not in space.SPACES:
         raise UserError(f"no search space for task {args.task!r}; spaces: "
                         f"{', '.join(space.SPACES)}")
-    for name in ("n_trials", "max_trials", "timeout", "heartbeat"):
+    for name in ("n_trials", "max_trials", "timeout", "heartbeat", "budget"):
         _positive(name.replace("_", "-"), getattr(args, name))
+    if args.budget > BUDGET:
+        raise UserError(f"invalid option: --budget {args.budget:,} is over the zoo's budget of "
+                        f"{BUDGET:,}; it can only tighten it")
     max_trials = args.max_trials
     if not (args.n_trials or max_trials or args.timeout):
         max_trials = DEFAULT_MAX_TRIALS
@@ -175,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
                             **{k: v for k, v in space.SEARCH_DEFAULTS.get(args.task, {}).items()
                                if getattr(args, k, None) is None})
     name = args.study or f"{args.task}-{args.objective}"
-    settings = {"task": args.task, "objective": args.objective,
+    settings = {"task": args.task, "objective": args.objective, "budget": args.budget,
                 **{k: getattr(base, k) for k in ("epochs", "train_subset", "val_split",
                                                  "test_subset")}}
     storage = open_storage(args.storage, heartbeat=args.heartbeat)
@@ -189,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(base.threads)
     reporter = Reporter(study, n_trials=args.n_trials, max_trials=max_trials,
                         timeout=args.timeout, live=not args.no_live, console=console)
-    objective = Objective(base, args.objective, reporter)
+    objective = Objective(base, args.objective, reporter, budget=args.budget)
     data = objective.data()  # load once, before any trial starts (and fail early)
     console.print(f"study {name} in {safe_url(storage.url)}: {len(study.trials)} trials so far; "
                   f"{args.objective}, {base.epochs} epochs, {len(data.train):,} training / "
@@ -231,7 +240,7 @@ def run_confirm(args: argparse.Namespace) -> int:
     overrides = {f: getattr(args, f) for f in CONFIRM_FIELDS if getattr(args, f) is not None}
     Config(**overrides)  # check the options before any training
     study = load_study(open_storage(args.storage, create=False), args.study)
-    confirm(study, args.top, args.seeds, overrides)
+    confirm(study, args.top, args.seeds, overrides, numbers=args.trials)
     return 0
 
 

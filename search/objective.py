@@ -28,7 +28,18 @@ class Rejected(optuna.TrialPruned):
     """A sample over the parameter budget: recorded as such, never trained."""
 
 
-def prepare(trial, base: Config) -> tuple[Config, nn.Module]:
+def make_model(cfg: Config, budget: int | None = None) -> nn.Module:
+    """The task's model for `cfg`, counted against the zoo budget and, for zoo nets, against a
+    search's tighter `budget` (`search run --budget`); raises OverBudgetError when over."""
+    model = get_task(cfg.task).make_model(cfg)
+    n = count_params(model)
+    if budget is not None and isinstance(model, Net) and n > budget:
+        raise OverBudgetError(f"{cfg.model} has {n:,} parameters, over the search's budget "
+                              f"of {budget:,}")
+    return model
+
+
+def prepare(trial, base: Config, budget: int | None = None) -> tuple[Config, nn.Module]:
     """Sample the trial's Config and build its model; reject it at once when over budget.
 
     This is the only way a trial reaches training, so nothing over the budget is ever trained.
@@ -38,7 +49,7 @@ def prepare(trial, base: Config) -> tuple[Config, nn.Module]:
     trial.set_user_attr("family", trial.params.get("family", "custom"))
     torch.manual_seed(cfg.seed)  # the same sample starts from the same weights
     try:
-        model = get_task(cfg.task).make_model(cfg)
+        model = make_model(cfg, budget)
     except (OverBudgetError, ArchError) as e:
         try:
             trial.set_user_attr("params", count_params(build(cfg.model)))
@@ -56,8 +67,10 @@ def prepare(trial, base: Config) -> tuple[Config, nn.Module]:
 class Objective:
     """Callable for `study.optimize`; loads the task's data once per worker process."""
 
-    def __init__(self, base: Config, objective: str = "accuracy", reporter=None):
+    def __init__(self, base: Config, objective: str = "accuracy", reporter=None,
+                 budget: int | None = None):
         self.base = base
+        self.budget = budget  # None: the zoo's BUDGET only
         self.pareto = objective == "pareto"
         self.reporter = reporter
         self.task = get_task(base.task)
@@ -78,7 +91,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial):
         self.current = trial.number
         start = time.perf_counter()
-        cfg, model = prepare(trial, self.base)
+        cfg, model = prepare(trial, self.base, self.budget)
         data = self.data()
         params = trial.user_attrs["params"]
         if isinstance(model, Net):  # zoo nets: torchinfo on one 28x28 image, before training

@@ -24,11 +24,11 @@ from optuna.trial import TrialState
 
 from benchmarks.parallel import train_group
 from benchmarks.results import make_row
-from benchmarks.tasks import get_task
 from models import ArchError, OverBudgetError, UserError, family_of
 from models.report import profile
 
 from . import space
+from .objective import make_model
 
 try:  # keeps a follower's heartbeat like study.optimize does for its own trial
     from optuna.storages._heartbeat import get_heartbeat_thread
@@ -82,7 +82,7 @@ class GroupObjective:
         # The values the Objective's own prepare() will see (a trial repeats its suggestions).
         cfg = dataclasses.replace(base, **space.suggest(leader, base.task))
         try:
-            get_task(cfg.task).make_model(cfg)
+            make_model(cfg, self.objective.budget)
         except (OverBudgetError, ArchError):
             return [], []  # the leader is rejected untrained, as usual; no group
         probe = optuna.trial.FixedTrial(leader.params)

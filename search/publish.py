@@ -55,11 +55,23 @@ def pick(study: optuna.Study, top: int) -> list[optuna.trial.FrozenTrial]:
     return chosen[:top]
 
 
+def chosen(study: optuna.Study, numbers: list[int]) -> list[optuna.trial.FrozenTrial]:
+    """The trials numbered `numbers`, each of which must have completed."""
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    for n in numbers:
+        if n not in by_number or by_number[n].state != optuna.trial.TrialState.COMPLETE:
+            state = status_of(by_number[n]) if n in by_number else "not in the study"
+            raise UserError(f"trial {n} of {study.study_name!r} cannot be confirmed: {state}; "
+                            "only completed trials can")
+    return [by_number[n] for n in dict.fromkeys(numbers)]
+
+
 def confirm(study: optuna.Study, top: int, seeds: list[int], overrides: dict,
-            console: Console | None = None) -> list[dict]:
-    """Re-train the top trials on the full training set per seed; append rows to runs.csv."""
+            console: Console | None = None, numbers: list[int] | None = None) -> list[dict]:
+    """Re-train the top trials (or the trials numbered `numbers`) on the full training set
+    per seed; append rows to runs.csv."""
     console = console or Console(highlight=False)
-    trials = pick(study, top)
+    trials = chosen(study, numbers) if numbers else pick(study, top)
     if not trials:
         raise UserError(f"study {study.study_name!r} has no completed trial to confirm")
     task = get_task(_settings(study)["task"])

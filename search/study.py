@@ -17,7 +17,7 @@ import optuna
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
-from models import UserError
+from models import BUDGET, UserError
 
 DEFAULT_HEARTBEAT = 60  # seconds; a trial whose worker is silent for 2x this is failed, retried
 MAX_RETRY = 3  # a trial whose worker died is re-run at most this many times
@@ -26,7 +26,9 @@ METRIC_NAMES = {"accuracy": ["val_acc"], "pareto": ["val_acc", "params"]}
 PRUNERS = ("hyperband", "sh", "median", "none")
 SAMPLERS = ("tpe", "nsga2", "random")
 # Settings that change what a trial's value means; a study refuses to resume with others.
-PINNED = ("task", "objective", "epochs", "train_subset", "val_split", "test_subset")
+PINNED = ("task", "objective", "epochs", "train_subset", "val_split", "test_subset", "budget")
+# Settings that studies made before they were recorded, and the value those studies ran with.
+UNRECORDED = {"budget": BUDGET}
 
 # Heartbeat, multivariate TPE and friends are "experimental" in Optuna; the warnings are noise.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -140,8 +142,8 @@ def open_study(storage, name: str, settings: dict, sampler=None, pruner=None) ->
         raise UserError(f"study {name!r} is a {stored.get('objective')} study; "
                         f"pass --objective {stored.get('objective')} or another --study")
     else:
-        diff = {k: (stored.get(k), settings.get(k)) for k in PINNED
-                if stored.get(k) != settings.get(k)}
+        old = {k: stored.get(k, UNRECORDED.get(k)) for k in PINNED}
+        diff = {k: (old[k], settings.get(k)) for k in PINNED if old[k] != settings.get(k)}
         if diff:
             shown = ", ".join(f"{k}={old!r} (now {new!r})" for k, (old, new) in diff.items())
             raise UserError(f"study {name!r} was run with {shown}; resume it with the same "

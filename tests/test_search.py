@@ -169,6 +169,48 @@ def test_confirm_appends_test_rows(tiny_study, results_dir, mnist_root, capsys):
         assert json.loads(r["config"])["val_split"] == 0  # the whole training set
 
 
+def test_budget_rejects_bigger_models_untrained_and_is_pinned(tmp_path, mnist_root, capsys):
+    url = f"sqlite:///{tmp_path / 'small.db'}"
+    assert run("run", "--storage", url, "--study", "small", "--budget", 4000, "--n-trials", 2,
+               "--seed", 3, "--data-root", mnist_root, *TINY) == 0
+    trials = trials_of(url, "small")
+    assert len(trained(trials)) == 2
+    rejected = [t for t in trials if status_of(t) == "rejected"]
+    assert rejected  # seed 3 samples models between 4,000 and 20,000 parameters
+    assert any(t.user_attrs["params"] <= BUDGET for t in rejected)
+    for t in trials:
+        a = t.user_attrs
+        assert (a["params"] > 4000) == (status_of(t) == "rejected")
+        assert (status_of(t) == "rejected") == ("val_acc_per_epoch" not in a)
+    assert run("run", "--storage", url, "--study", "small", "--n-trials", 1,
+               "--data-root", mnist_root, *TINY) == 2
+    assert "budget=4000 (now 20000)" in capsys.readouterr().err
+    assert run("run", "--storage", url, "--budget", BUDGET + 1, "--n-trials", 1) == 2
+    assert "can only tighten it" in capsys.readouterr().err
+
+
+def test_confirm_named_trials_only_completed(tiny_study, results_dir, mnist_root, capsys):
+    url = f"sqlite:///{tiny_study}"
+    trials = trials_of(url, "mnist-accuracy")
+    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    worst = min(done, key=lambda t: t.value)
+    assert run("confirm", "--study", "mnist-accuracy", "--storage", url, "--trials",
+               worst.number, "--seeds", 3, "--epochs", 1, "--train-subset", 350,
+               "--test-subset", 200, "--data-root", mnist_root) == 0
+    with open(results_dir / "runs.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["source"], r["seed"]) for r in rows] == [
+        (f"search confirm mnist-accuracy:{worst.number}", "3")]
+    other = next((t for t in trials if t.state != optuna.trial.TrialState.COMPLETE), None)
+    for number in [len(trials) + 5] + ([other.number] if other else []):
+        assert run("confirm", "--study", "mnist-accuracy", "--storage", url, "--trials",
+                   number, "--data-root", mnist_root) == 2
+        assert f"trial {number} of 'mnist-accuracy' cannot be confirmed" in \
+            capsys.readouterr().err
+    with open(results_dir / "runs.csv") as f:
+        assert len(list(csv.DictReader(f))) == 1
+
+
 def test_user_errors_exit_2_and_write_nothing(tmp_path, capsys):
     missing = tmp_path / "missing.db"
     assert run("export", "--study", "x", "--storage", f"sqlite:///{missing}") == 2
