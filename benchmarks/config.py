@@ -7,7 +7,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass, fields
 
-from models import UserError
+from models import UserError, recipe_of
 
 SCHEDULES = ("onecycle", "cosine", "constant", "step")
 SWITCH = ("auto", "on", "off")
@@ -123,8 +123,10 @@ def task_config(task: str = "mnist", **values) -> Config:
 
 
 def config_from_args(args: argparse.Namespace, **extra) -> Config:
-    """Config from parsed flags: only the flags the user gave replace the (task's) defaults."""
+    """Config from parsed flags: only the flags the user gave replace the (task's) defaults and,
+    for a zoo member promoted from a search, the training recipe it was confirmed with."""
     given = {f.name: getattr(args, f.name) for f in fields(Config)
              if getattr(args, f.name, None) is not None}
     values = {**given, **extra}
+    values = {**recipe_of(values.get("model", "")), **values}
     return task_config(values.pop("task", "mnist"), **values)

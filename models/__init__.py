@@ -1,6 +1,7 @@
 """The model zoo: GAP-based CNN families under a parameter budget."""
 
-from . import families  # noqa: F401  (registers the zoo)
+from . import families  # noqa: F401, I001  (registers the families first)
+from . import champions  # noqa: F401  (search winners, registered after the families)
 from .arch import Arch, ArchError, Net, build, parse
 from .registry import (
     BUDGET,
@@ -13,9 +14,10 @@ from .registry import (
     family_of,
     list_families,
     list_models,
+    recipe_of,
     register,
 )
 
 __all__ = ["Arch", "ArchError", "BUDGET", "Net", "OverBudgetError", "UnknownModelError",
            "UserError", "arch_of", "build", "count_params", "create_model", "family_of",
-           "list_families", "list_models", "parse", "register"]
+           "list_families", "list_models", "parse", "recipe_of", "register"]

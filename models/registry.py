@@ -29,6 +29,11 @@ class OverBudgetError(UserError, ValueError):
 
 FAMILIES: dict[str, Callable[..., str]] = {}  # family name -> function(**params) -> arch string
 MODELS: dict[str, tuple[str, dict]] = {}  # member name -> (family, params)
+# Members promoted from a search keep what the search found with them: the training choices
+# they were confirmed with (Config overrides, applied under the user's own flags) and where the
+# search found them ("<study>:<trial>" in results/search.db).
+RECIPES: dict[str, dict] = {}
+FOUND_BY: dict[str, str] = {}
 
 
 def family(fn: Callable[..., str]) -> Callable[..., str]:
@@ -38,13 +43,23 @@ def family(fn: Callable[..., str]) -> Callable[..., str]:
 
 
 def register(fn: Callable[[], dict]) -> Callable[[], dict]:
-    """Register a named member: a function returning {'family': ..., **params}."""
+    """Register a named member: a function returning {'family': ..., **params}, and for search
+    winners also 'recipe' (Config overrides) and 'found_by' ('<study>:<trial>')."""
     spec = dict(fn())
     fam = spec.pop("family")
     if fam not in FAMILIES:
         raise ValueError(f"{fn.__name__}: unknown family {fam!r}")
+    if "recipe" in spec:
+        RECIPES[fn.__name__] = spec.pop("recipe")
+    if "found_by" in spec:
+        FOUND_BY[fn.__name__] = spec.pop("found_by")
     MODELS[fn.__name__] = (fam, spec)
     return fn
+
+
+def recipe_of(name: str) -> dict:
+    """The training choices a promoted member was confirmed with ({} for other models)."""
+    return dict(RECIPES.get(name, {}))
 
 
 def list_models() -> list[str]:

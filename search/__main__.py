@@ -1,9 +1,10 @@
-"""python -m search {run,confirm,export}: the architecture search's command line.
+"""python -m search {run,confirm,promote,export}: the architecture search's command line.
 
   run      search (or resume) a study: sample, reject over-budget models, train on the
            validation split, prune; many workers may share one storage
   confirm  re-train a study's best trials on the full training set, test them, append rows
            to results/runs.csv
+  promote  print a trial as a named zoo member (for models/champions.py)
   export   write a study's trials (and a Pareto study's front, CSV and PNG) under results/
 """
 
@@ -27,7 +28,7 @@ from . import space
 from .live import Reporter
 from .objective import Objective
 from .parallel import group_objective
-from .publish import confirm, export
+from .publish import confirm, export, promote
 from .study import (
     DEFAULT_HEARTBEAT,
     OBJECTIVES,
@@ -121,6 +122,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[1], metavar="S", help="default: 1")
     add_config_args(p, skip=_skip(CONFIRM_FIELDS))
     p.set_defaults(func=run_confirm)
+
+    p = sub.add_parser("promote", help="print a trial as a named zoo member (Python source)",
+                       description="Print the @register source that makes a trial a named zoo "
+                                   "member (architecture, training recipe, where it was found); "
+                                   "add it to models/champions.py.")
+    _storage_args(p, study_required=True)
+    p.add_argument("--trial", type=int, required=True, metavar="N")
+    p.add_argument("--name", default=None,
+                   help="member name (default: nas_<family>_<size>k)")
+    p.set_defaults(func=run_promote)
 
     p = sub.add_parser("export", help="write a study's trials (and Pareto front) to files",
                        description="Write study.trials_dataframe() to <out>/<study>-trials.csv; "
@@ -241,6 +252,12 @@ def run_confirm(args: argparse.Namespace) -> int:
     Config(**overrides)  # check the options before any training
     study = load_study(open_storage(args.storage, create=False), args.study)
     confirm(study, args.top, args.seeds, overrides, numbers=args.trials)
+    return 0
+
+
+def run_promote(args: argparse.Namespace) -> int:
+    study = load_study(open_storage(args.storage, create=False), args.study)
+    print(promote(study, args.trial, args.name), end="")
     return 0
 
 

@@ -8,8 +8,10 @@ appends one row per seed to results/runs.csv, where the leaderboard reads them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
+import textwrap
 from pathlib import Path
 
 import optuna
@@ -91,6 +93,35 @@ def confirm(study: optuna.Study, top: int, seeds: list[int], overrides: dict,
             rows.append({**row, "trial": t.number, "search_val_acc": t.values[0]})
     _print_table(rows, console)
     return rows
+
+
+def member_spec(trial: optuna.trial.FrozenTrial) -> dict:
+    """A zoo member's spec for an MNIST trial: family, its parameters and the training recipe."""
+    spec = space.suggest_member(optuna.trial.FixedTrial(trial.params))
+    recipe = space.suggest_training(optuna.trial.FixedTrial(trial.params))
+    return {**spec, "recipe": recipe}
+
+
+def promote(study: optuna.Study, number: int, name: str | None = None) -> str:
+    """Python source registering trial `number` as a named zoo member, for models/champions.py."""
+    if _settings(study)["task"] != "mnist":
+        raise UserError("only MNIST trials are zoo models; ants/bees trials have no member")
+    trial = chosen(study, [number])[0]
+    spec = member_spec(trial)
+    params = trial.user_attrs["params"]
+    name = name or f"nas_{spec['family']}_{round(params / 1000)}k"
+    arch = ", ".join(f"{k}={v!r}" for k, v in spec.items() if k != "recipe")
+    recipe = ", ".join(f"{k}={v!r}" for k, v in spec["recipe"].items())
+    wrap = functools.partial(textwrap.fill, width=99, break_long_words=False)
+    return "\n".join([
+        "@register",
+        f"def {name}():",
+        f'    """{study.study_name} trial {number}: {params:,} params, {trial.values[0]:.2f}% '
+        f'validation."""',
+        "    return dict(",
+        wrap(arch + ",", initial_indent=" " * 8, subsequent_indent=" " * 8),
+        wrap(f"recipe=dict({recipe}),", initial_indent=" " * 8, subsequent_indent=" " * 20),
+        f"        found_by={study.study_name + ':' + str(number)!r})", ""])
 
 
 def _print_table(rows: list[dict], console: Console) -> None:

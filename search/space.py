@@ -84,12 +84,18 @@ ARCH_SPACES: dict[str, Callable] = {"plain": _plain, "sepconv": _sepconv, "resne
                                     "dilated": _dilated, "squeeze": _squeeze, "ghost": _ghost}
 
 
-def suggest_architecture(trial) -> str:
-    """Sample a family and its parameters; return the canonical architecture string."""
+def suggest_member(trial) -> dict:
+    """Sample a family and its parameters: {'family': ..., **params}, a zoo member's spec."""
     family = trial.suggest_categorical("family", sorted(ARCH_SPACES))
     params = ARCH_SPACES[family](trial)
     params["dropout"] = _stepped(trial, "dropout", 0.0, 0.15, 0.025)
-    return FAMILIES[family](**params)
+    return {"family": family, **params}
+
+
+def suggest_architecture(trial) -> str:
+    """Sample a family and its parameters; return the canonical architecture string."""
+    spec = suggest_member(trial)
+    return FAMILIES[spec.pop("family")](**spec)
 
 
 def suggest_training(trial) -> dict:

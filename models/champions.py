@@ -1,0 +1,22 @@
+"""Zoo members promoted from the architecture search (`python -m search promote`).
+
+Each was found by a study in results/search.db and confirmed on the test set with
+`python -m search confirm` (5 seeds, rows in results/runs.csv). Its recipe is the training
+choices the search found with it; `python -m benchmarks mnist --model NAME` trains with them
+unless a flag says otherwise. tests/test_champions.py checks each against its trial.
+"""
+
+from . import families  # noqa: F401  (the families come first)
+from .registry import register
+
+
+# The most accurate under the 20,000 budget so far. CPU, 5 seeds, 20 epochs: 99.54% mean test.
+@register
+def nas_plain_16k():
+    """mnist-accuracy trial 5: 16,234 params, 99.42% validation."""
+    return dict(
+        family='plain', stem=(24,), trans=20, body=(24, 28, 12, 16), fc=False, dropout=0.0,
+        recipe=dict(lr=0.03298622373749992, momentum=0.85, weight_decay=5.939908713385403e-05,
+                    batch_size=64, schedule='onecycle', warmup=0.1, label_smoothing=0.1,
+                    rotate=5.25, translate=0.06),
+        found_by='mnist-accuracy:5')

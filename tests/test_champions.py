@@ -1,0 +1,72 @@
+"""Promoted zoo members are what the search found, and their confirmation rows are committed."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from benchmarks.config import Config, add_config_args, config_from_args
+from models import arch_of, count_params, create_model, recipe_of
+from models.registry import FOUND_BY, MODELS
+from search.__main__ import main
+from search.publish import member_spec
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+STUDIES = f"sqlite:///{RESULTS / 'search.db'}"
+
+
+def trial_of(name: str) -> optuna.trial.FrozenTrial:
+    study, number = FOUND_BY[name].rsplit(":", 1)
+    trials = optuna.load_study(study_name=study, storage=STUDIES).get_trials(deepcopy=False)
+    return next(t for t in trials if t.number == int(number))
+
+
+def test_there_are_promoted_members():
+    assert FOUND_BY, "no search winner is promoted into the zoo"
+
+
+@pytest.mark.parametrize("name", sorted(FOUND_BY))
+def test_member_is_its_trial(name):
+    trial = trial_of(name)
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    spec = member_spec(trial)
+    assert arch_of(name) == trial.user_attrs["arch"]
+    assert count_params(create_model(name)) == trial.user_attrs["params"]
+    assert recipe_of(name) == spec.pop("recipe")
+    assert MODELS[name] == (spec.pop("family"), spec)  # the same family and parameters
+
+
+@pytest.mark.parametrize("name", sorted(FOUND_BY))
+def test_member_was_confirmed_on_five_seeds(name):
+    runs = pd.read_csv(RESULTS / "runs.csv")
+    mine = runs[(runs.source == f"search confirm {FOUND_BY[name]}") & (runs.epochs == 20)
+                & (runs.train_images == 60_000)]
+    assert set(mine.arch) == {arch_of(name)}
+    assert mine.seed.nunique() >= 5
+
+
+def test_promote_prints_the_member_source(capsys):
+    name = sorted(FOUND_BY)[0]
+    study, number = FOUND_BY[name].rsplit(":", 1)
+    assert main(["promote", "--study", study, "--storage", STUDIES, "--trial", number,
+                 "--name", name]) == 0
+    source = capsys.readouterr().out
+    source_file = (RESULTS.parent / "models" / "champions.py").read_text()
+    assert source in source_file  # the committed member is the command's own output
+
+
+def test_recipe_applies_under_the_users_flags():
+    parser = argparse.ArgumentParser()
+    add_config_args(parser)
+    name = sorted(FOUND_BY)[0]
+    recipe = recipe_of(name)
+    cfg = config_from_args(parser.parse_args(["--model", name]))
+    assert {k: getattr(cfg, k) for k in recipe} == recipe
+    cfg = config_from_args(parser.parse_args(["--model", name, "--lr", "0.123"]))
+    assert cfg.lr == 0.123 and cfg.batch_size == recipe["batch_size"]
+    plain = config_from_args(parser.parse_args(["--model", "plain_7k"]))
+    assert plain.lr == Config().lr  # members not found by a search keep the defaults
