@@ -26,6 +26,7 @@ from .checkpoint import load, read_sidecar, run_stem
 from .config import Config
 from .data import DataError, load_mnist
 from .evaluate import load_split
+from .leaderboard import leaderboard
 from .train import evaluate
 
 
@@ -164,8 +165,17 @@ def regenerate(results_dir: Path | None = None, out: Path | None = None,
     for run in runs:
         made += run_plots(run, out, console)
     zoo = [r for r in runs if r["task"] == "mnist" and int(r["epochs"]) >= 5]
-    if zoo:
-        made.append(plots.plot_zoo_curves(zoo, out / "zoo-curves.png"))
+    first = {}  # one run per architecture (its lowest seed) keeps the chart readable
+    for r in sorted(zoo, key=lambda r: int(r["seed"])):
+        first.setdefault(r["arch"], r)
+    if first:
+        made.append(plots.plot_zoo_curves(list(first.values()), out / "zoo-curves.png"))
+    board = leaderboard(pd.read_csv(results_dir / "runs.csv")) if runs else None
+    if board is not None:
+        board = board[(board.task == "mnist") & (board.epochs == 20)
+                      & (board.train_images == 60_000)]
+    if board is not None and len(board):
+        made.append(plots.plot_params_vs_accuracy(board, out / "mnist-params-vs-accuracy.png"))
     # Augmentation as the default Config trains: on CPU, a few training digits.
     cfg = Config(device="cpu", train_subset=16, progress=False)
     try:

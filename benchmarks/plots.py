@@ -6,7 +6,8 @@ results/checkpoints/*.json + .safetensors and results/*.db, into results/plots/:
     runs/<run>/curves.png         loss and accuracy per epoch (train, val, test)
     runs/<run>/confusion.png      test confusion matrix      (runs with a checkpoint)
     runs/<run>/misclassified.png  the test digits it gets wrong (runs with a checkpoint)
-    zoo-curves.png                test accuracy per epoch of every benchmark run
+    zoo-curves.png                test accuracy per epoch, one seed per architecture
+    mnist-params-vs-accuracy.png  parameters vs mean test accuracy (20 epochs), 99.4% line
     mnist-augmentation.png        training digits as the model sees them after augmentation
     <db>-<study>-history.png, -importances.png, -pareto.png   Optuna's matplotlib plots
 """
@@ -27,7 +28,9 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+
+from models import arch_of, list_models  # noqa: E402
 
 from .data import MEAN, STD, Split  # noqa: E402
 
@@ -192,6 +195,50 @@ def plot_zoo_curves(runs: list[dict], path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("MNIST test accuracy per epoch, benchmark runs")
+    return _save(fig, path)
+
+
+def accuracy_front(board: pd.DataFrame) -> pd.DataFrame:
+    """The rows no smaller-or-equal row matches in mean accuracy: each is more accurate than
+    every row with fewer parameters (the params-vs-accuracy Pareto front), smallest first."""
+    board = board.sort_values(["params", "mean_test_acc"], ascending=[True, False])
+    return board[board.mean_test_acc > board.mean_test_acc.cummax().shift(fill_value=-1.0)]
+
+
+def plot_params_vs_accuracy(board: pd.DataFrame, path: Path, target: float = 99.4) -> Path:
+    """Leaderboard rows (one task, epochs and training set): parameters against mean test
+    accuracy, bars from the worst to the best seed, the front of 5-seed rows, the target line."""
+    fig = Figure(figsize=(9, 5.5))
+    ax = fig.subplots()
+    board = board.sort_values("params")
+    for proven, style in ((False, dict(mfc="white")), (True, {})):
+        rows = board[(board.seeds >= 5) == proven]
+        ax.errorbar(rows.params, rows.mean_test_acc, ls="none", marker="o", capsize=3,
+                    yerr=[rows.mean_test_acc - rows.min_test_acc,
+                          rows.max_test_acc - rows.mean_test_acc],
+                    label="mean of 5+ seeds (bar: worst to best)" if proven
+                    else "fewer than 5 seeds", color="tab:blue", **style)
+    members = {arch_of(m): m for m in list_models()}  # search-confirmed rows name no member
+    for i, (_, r) in enumerate(board.iterrows()):  # labels alternate above and below
+        name = members.get(r.arch, r.model if "|" not in str(r.model) else "unnamed")
+        ax.annotate(f"{name} ({int(r.params):,}), {int(r.seeds)} seed"
+                    f"{'s' if r.seeds > 1 else ''}",
+                    (r.params, r.mean_test_acc), textcoords="offset points",
+                    xytext=(6, 4 if i % 2 else -11), fontsize=7)
+    front = accuracy_front(board[board.seeds >= 5])
+    if len(front):
+        ax.step(front.params, front.mean_test_acc, where="post", color="tab:green", lw=1,
+                label="front (5+ seeds)")
+    ax.axhline(target, color="grey", lw=0.8, ls=":", label=f"{target}% target")
+    ax.set_xscale("log")
+    for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+        axis(FuncFormatter(lambda x, _: f"{x:,.0f}"))
+    ax.tick_params(axis="x", which="both", labelsize=7)
+    ax.set_xlabel("parameters (log scale)")
+    ax.set_ylabel("final test accuracy (%), mean over seeds")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("MNIST, 20 epochs, full training set: parameters vs test accuracy")
     return _save(fig, path)
 
 

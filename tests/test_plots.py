@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import optuna
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -12,7 +13,12 @@ from PIL import Image
 from benchmarks.__main__ import main
 from benchmarks.config import Config
 from benchmarks.mnist import load_data, run_one
-from benchmarks.plots import plot_image_predictions, plot_zoo_curves
+from benchmarks.plots import (
+    accuracy_front,
+    plot_image_predictions,
+    plot_params_vs_accuracy,
+    plot_zoo_curves,
+)
 
 
 def _png(path) -> tuple[int, int]:
@@ -73,6 +79,20 @@ def test_plots_without_data_skip_only_the_pictures_that_need_it(tiny_results, tm
     assert list((results_dir / "plots" / "runs").glob("*/curves.png"))
     assert not list((results_dir / "plots" / "runs").glob("*/confusion.png"))
     _png(results_dir / "plots" / "search-tiny-pareto.png")
+
+
+def test_params_vs_accuracy_front_and_picture(tmp_path):
+    board = pd.DataFrame({
+        "model": ["a", "b", "c", "d", "e"], "arch": ["a|do0", "b|do0", "c|do0", "d|do0", "e|do0"],
+        "params": [3000, 5000, 5000, 9000, 16000], "seeds": [5, 5, 5, 1, 5],
+        "mean_test_acc": [99.30, 99.25, 99.45, 99.60, 99.44],
+        "min_test_acc": [99.2, 99.1, 99.4, 99.6, 99.3],
+        "max_test_acc": [99.4, 99.3, 99.5, 99.6, 99.5]})
+    # b is beaten by the smaller a, e by the smaller c; d is the most accurate of all
+    assert list(accuracy_front(board).model) == ["a", "c", "d"]
+    assert list(accuracy_front(board[board.seeds >= 5]).model) == ["a", "c"]
+    width, height = _png(plot_params_vs_accuracy(board, tmp_path / "pva.png"))
+    assert width > 600 and height > 400
 
 
 def test_ants_bees_predictions_grid(hymenoptera_root, tmp_path):
