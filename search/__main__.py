@@ -28,7 +28,7 @@ from . import space
 from .live import Reporter
 from .objective import Objective
 from .parallel import group_objective
-from .publish import confirm, export, promote
+from .publish import confirm, enqueue_zoo, export, promote
 from .study import (
     DEFAULT_HEARTBEAT,
     OBJECTIVES,
@@ -99,6 +99,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=int, default=BUDGET, metavar="P",
                    help="reject (untrained) every sampled model over P parameters, to search "
                         f"for the best small model (default: the zoo's budget, {BUDGET:,})")
+    p.add_argument("--enqueue-zoo", action="store_true",
+                   help="first queue every zoo member within the budget (once per study), "
+                        "so the search starts from the hand-made models")
     p.add_argument("--parallel", type=int, default=1, metavar="K",
                    help="train K trials of one architecture at once, for a GPU (default 1: "
                         "one at a time, faster on CPU; see search/parallel.py)")
@@ -201,6 +204,12 @@ def run(args: argparse.Namespace) -> int:
     storage = open_storage(args.storage, heartbeat=args.heartbeat)
     pruner = make_pruner(args.pruner if args.objective == "accuracy" else "none", base.epochs)
     study = open_study(storage, name, settings, make_sampler(args.sampler, args.seed), pruner)
+    if args.enqueue_zoo:
+        if args.task != "mnist":
+            raise UserError("--enqueue-zoo is for the mnist task (the zoo's models)")
+        queued = enqueue_zoo(study, base, args.budget)
+        console.print(f"queued {len(queued)} zoo members (skipped if already queued): "
+                      f"{', '.join(queued)}")
     if max_trials and study_trained(study) >= max_trials:
         console.print(f"study {name} already holds {study_trained(study)} trained trials "
                       f"(--max-trials {max_trials}); nothing to do. Raise --max-trials to go on.")

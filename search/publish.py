@@ -12,18 +12,21 @@ import functools
 import json
 import os
 import textwrap
+import warnings
 from pathlib import Path
 
 import optuna
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.config import task_config
+from benchmarks.config import Config, task_config
 from benchmarks.tasks import get_task
 from benchmarks.train import resolve_device
-from models import UserError
+from models import OverBudgetError, UserError, arch_of, list_models, recipe_of
+from models.registry import MODELS, family_params
 
 from . import space
+from .objective import make_model
 from .study import status_of
 
 
@@ -100,6 +103,31 @@ def member_spec(trial: optuna.trial.FrozenTrial) -> dict:
     spec = space.suggest_member(optuna.trial.FixedTrial(trial.params))
     recipe = space.suggest_training(optuna.trial.FixedTrial(trial.params))
     return {**spec, "recipe": recipe}
+
+
+def enqueue_zoo(study: optuna.Study, base: Config, budget: int | None = None) -> list[str]:
+    """Queue every zoo member within the budget as a trial (its recipe, else `base`'s training),
+    once per study, so the search starts from the hand-made models. Members whose values lie
+    off the search grid are left out. Returns the names queued."""
+    queued = []
+    for name in list_models():
+        fam, overrides = MODELS[name]
+        cfg = dataclasses.replace(base, model=name, **recipe_of(name))
+        try:
+            make_model(cfg, budget)
+        except OverBudgetError:
+            continue
+        params = space.params_of({"family": fam, **family_params(fam), **overrides},
+                                 dataclasses.asdict(cfg))
+        with warnings.catch_warnings(record=True) as caught:  # FixedTrial warns off the grid
+            warnings.simplefilter("always")
+            replayed = space.suggest(optuna.trial.FixedTrial(params), "mnist")
+        want = {**{k: getattr(cfg, k) for k in replayed}, "model": arch_of(name)}
+        if caught or replayed != want:
+            continue
+        study.enqueue_trial(params, user_attrs={"zoo": name}, skip_if_exists=True)
+        queued.append(name)
+    return queued
 
 
 def promote(study: optuna.Study, number: int, name: str | None = None) -> str:

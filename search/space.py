@@ -118,6 +118,28 @@ def suggest_training(trial) -> dict:
     }
 
 
+def params_of(spec: dict, recipe: dict) -> dict:
+    """The trial parameters that replay a member spec ({'family': ..., **params}) trained with
+    `recipe` (Config fields): the inverse of suggest_member + suggest_training, used to queue
+    zoo members into a study. The caller checks the replay: values off the grid do not match."""
+    fam, params = spec["family"], dict(spec)
+    out = {"family": fam, "dropout": params.pop("dropout")}
+    for key, value in params.items():
+        if key == "family":
+            continue
+        if isinstance(value, tuple):
+            out[f"{fam}.{key}_depth"] = len(value)
+            out.update({f"{fam}.{key}{i}": w for i, w in enumerate(value)})
+        else:
+            out[f"{fam}.{key}"] = value
+    out.update({k: recipe[k] for k in ("lr", "momentum", "weight_decay", "batch_size",
+                                       "schedule", "label_smoothing")})
+    out["augment"] = recipe["rotate"] / 7.0
+    if recipe["schedule"] == "onecycle":
+        out["warmup"] = recipe["warmup"]
+    return out
+
+
 def suggest_mnist(trial) -> dict:
     """MNIST: any zoo family under the budget, plus the training choices."""
     return {"model": suggest_architecture(trial), **suggest_training(trial)}

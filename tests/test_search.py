@@ -13,7 +13,7 @@ from wsgiref.util import setup_testing_defaults
 import optuna
 import pytest
 
-from models import BUDGET
+from models import BUDGET, arch_of, count_params, create_model, list_models
 from search.__main__ import main
 from search.study import open_storage, status_of
 
@@ -187,6 +187,22 @@ def test_budget_rejects_bigger_models_untrained_and_is_pinned(tmp_path, mnist_ro
     assert "budget=4000 (now 20000)" in capsys.readouterr().err
     assert run("run", "--storage", url, "--budget", BUDGET + 1, "--n-trials", 1) == 2
     assert "can only tighten it" in capsys.readouterr().err
+
+
+def test_enqueue_zoo_starts_from_members_within_the_budget(tmp_path, mnist_root, capsys):
+    url = f"sqlite:///{tmp_path / 'zoo.db'}"
+    argv = ["run", "--storage", url, "--study", "zoo", "--budget", 5000, "--enqueue-zoo",
+            "--pruner", "none", "--data-root", mnist_root, *TINY]
+    assert run(*argv, "--n-trials", 1) == 0
+    assert run(*argv, "--max-trials", 1) == 0  # queues nothing twice; trains nothing more
+    trials = trials_of(url, "zoo")
+    queued = {t.user_attrs["zoo"]: t for t in trials if "zoo" in t.user_attrs}
+    assert set(queued) == {m for m in list_models()
+                           if count_params(create_model(m)) <= 5000} - {"plain_11k"}
+    first = min(queued.values(), key=lambda t: t.number)
+    assert first.state == optuna.trial.TrialState.COMPLETE
+    assert first.user_attrs["arch"] == arch_of(first.user_attrs["zoo"])
+    assert sum(t.state == optuna.trial.TrialState.WAITING for t in trials) == len(queued) - 1
 
 
 def test_confirm_named_trials_only_completed(tiny_study, results_dir, mnist_root, capsys):
