@@ -20,6 +20,7 @@ import torch
 from rich.console import Console
 
 from benchmarks.config import Config, add_config_args, config_from_args
+from benchmarks.fast import fast_settings, threads_while
 from benchmarks.runs import run_command
 from benchmarks.train import DivergedError, device_name
 from models import BUDGET, UserError
@@ -220,10 +221,12 @@ def run(args: argparse.Namespace) -> int:
                         timeout=args.timeout, live=not args.no_live, console=console)
     objective = Objective(base, args.objective, reporter, budget=args.budget)
     data = objective.data()  # load once, before any trial starts (and fail early)
+    with threads_while(fast_settings(base, objective.device).threads):  # as trials train
+        where = device_name(objective.device)
     console.print(f"study {name} in {safe_url(storage.url)}: {len(study.trials)} trials so far; "
                   f"{args.objective}, {base.epochs} epochs, {len(data.train):,} training / "
                   f"{len(data.val):,} validation images (test set not loaded), "
-                  f"{device_name(objective.device)}")
+                  f"{where}")
     stopper = Stopper(args.n_trials, max_trials)
     callbacks = [reporter.trial_finished, stopper]
     func = group_objective(objective, args.parallel, callbacks, (DivergedError,))
