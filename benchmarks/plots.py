@@ -30,8 +30,6 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
-from models import arch_of, list_models  # noqa: E402
-
 from .data import MEAN, STD, Split  # noqa: E402
 
 DPI = 100  # the PNGs are committed: keep them small
@@ -218,9 +216,8 @@ def plot_params_vs_accuracy(board: pd.DataFrame, path: Path, target: float = 99.
                           rows.max_test_acc - rows.mean_test_acc],
                     label="mean of 5+ seeds (bar: worst to best)" if proven
                     else "fewer than 5 seeds", color="tab:blue", **style)
-    members = {arch_of(m): m for m in list_models()}  # search-confirmed rows name no member
     for i, (_, r) in enumerate(board.iterrows()):  # labels alternate above and below
-        name = members.get(r.arch, r.model if "|" not in str(r.model) else "unnamed")
+        name = r.model if "|" not in str(r.model) else "unnamed"
         ax.annotate(f"{name} ({int(r.params):,}), {int(r.seeds)} seed"
                     f"{'s' if r.seeds > 1 else ''}",
                     (r.params, r.mean_test_acc), textcoords="offset points",

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from benchmarks.config import Config, add_config_args, config_from_args
-from models import arch_of, count_params, create_model, recipe_of
+from benchmarks.leaderboard import champions, leaderboard
+from models import arch_of, count_params, create_model, list_models, recipe_of
 from models.registry import FOUND_BY, MODELS
 from search.__main__ import main
 from search.publish import member_spec
@@ -27,6 +28,29 @@ def trial_of(name: str) -> optuna.trial.FrozenTrial:
 
 def test_there_are_promoted_members():
     assert FOUND_BY, "no search winner is promoted into the zoo"
+
+
+def test_committed_champions_are_named_zoo_members():
+    board = leaderboard(pd.read_csv(RESULTS / "runs.csv"))
+    named = {arch_of(m) for m in list_models()}
+    found = champions(board)
+    assert found["most accurate"] is not None
+    for role, row in found.items():
+        assert row is None or row["arch"] in named, f"the {role} model is not in the zoo"
+
+
+def test_champions_roles():
+    rows = [  # arch, params, seeds, mean, min: as leaderboard() aggregates them
+        ("a", 3000, 5, 99.35, 99.20), ("b", 5000, 5, 99.50, 99.40), ("c", 4000, 3, 99.60, 99.50),
+        ("d", 9000, 5, 99.58, 99.45), ("e", 2000, 5, 99.62, 99.55)]
+    board = pd.DataFrame([{"task": "mnist", "epochs": 20, "train_images": 60_000, "arch": a,
+                           "model": a, "params": p, "seeds": n, "mean_test_acc": mean,
+                           "min_test_acc": low} for a, p, n, mean, low in rows])
+    board.loc[4, "epochs"] = 10  # e trained 10 epochs: not comparable
+    found = champions(board)
+    assert found["smallest"]["arch"] == "b"  # a misses 99.4 on a seed, c has 3 seeds
+    assert found["most accurate"]["arch"] == "d"
+    assert champions(board[board.arch == "a"])["smallest"] is None
 
 
 @pytest.mark.parametrize("name", sorted(FOUND_BY))
