@@ -43,6 +43,7 @@ from .study import (
     retry,
     safe_url,
     status_of,
+    warm_start,
 )
 
 DEFAULT_MAX_TRIALS = 100  # when no --n-trials, --max-trials or --timeout is given
@@ -100,9 +101,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=int, default=BUDGET, metavar="P",
                    help="reject (untrained) every sampled model over P parameters, to search "
                         f"for the best small model (default: the zoo's budget, {BUDGET:,})")
-    p.add_argument("--enqueue-zoo", action="store_true",
-                   help="first queue every zoo member within the budget (once per study), "
-                        "so the search starts from the hand-made models")
+    p.add_argument("--enqueue-zoo", nargs="*", default=None, metavar="NAME",
+                   help="first queue zoo members (every one within the budget, or the NAMEs "
+                        "given) once per study, so the search starts from the hand-made models")
+    p.add_argument("--warm-start", action="append", default=[], metavar="STUDY",
+                   help="first copy the trained trials of STUDY (same storage and settings, "
+                        "a budget no larger) into this one, once, so the sampler starts from "
+                        "what it learned")
     p.add_argument("--parallel", type=int, default=1, metavar="K",
                    help="train K trials of one architecture at once, for a GPU (default 1: "
                         "one at a time, faster on CPU; see search/parallel.py)")
@@ -205,10 +210,13 @@ def run(args: argparse.Namespace) -> int:
     storage = open_storage(args.storage, heartbeat=args.heartbeat)
     pruner = make_pruner(args.pruner if args.objective == "accuracy" else "none", base.epochs)
     study = open_study(storage, name, settings, make_sampler(args.sampler, args.seed), pruner)
-    if args.enqueue_zoo:
+    for source in args.warm_start:
+        console.print(f"copied {warm_start(study, storage, source)} trained trials of study "
+                      f"{source} (none if copied before)")
+    if args.enqueue_zoo is not None:
         if args.task != "mnist":
             raise UserError("--enqueue-zoo is for the mnist task (the zoo's models)")
-        queued = enqueue_zoo(study, base, args.budget)
+        queued = enqueue_zoo(study, base, args.budget, args.enqueue_zoo)
         console.print(f"queued {len(queued)} zoo members (skipped if already queued): "
                       f"{', '.join(queued)}")
     if max_trials and study_trained(study) >= max_trials:

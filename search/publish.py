@@ -105,17 +105,26 @@ def member_spec(trial: optuna.trial.FrozenTrial) -> dict:
     return {**spec, "recipe": recipe}
 
 
-def enqueue_zoo(study: optuna.Study, base: Config, budget: int | None = None) -> list[str]:
-    """Queue every zoo member within the budget as a trial (its recipe, else `base`'s training),
-    once per study, so the search starts from the hand-made models. Members whose values lie
-    off the search grid are left out. Returns the names queued."""
+def enqueue_zoo(study: optuna.Study, base: Config, budget: int | None = None,
+                names: list[str] | None = None) -> list[str]:
+    """Queue zoo members as trials (their recipe, else `base`'s training), once per study, so
+    the search starts from the hand-made models: every member within the budget whose values
+    lie on the search grid, or exactly `names` (an error if one cannot be queued). Returns the
+    names queued."""
+    if names:
+        unknown = sorted(set(names) - set(list_models()))
+        if unknown:
+            raise UserError(f"not zoo members: {', '.join(unknown)} (see python -m models "
+                            "summary)")
     queued = []
-    for name in list_models():
+    for name in names or list_models():
         fam, overrides = MODELS[name]
         cfg = dataclasses.replace(base, model=name, **recipe_of(name))
         try:
             make_model(cfg, budget)
-        except OverBudgetError:
+        except OverBudgetError as err:
+            if names:
+                raise UserError(f"{name}: {err}") from err
             continue
         params = space.params_of({"family": fam, **family_params(fam), **overrides},
                                  dataclasses.asdict(cfg))
@@ -124,6 +133,8 @@ def enqueue_zoo(study: optuna.Study, base: Config, budget: int | None = None) ->
             replayed = space.suggest(optuna.trial.FixedTrial(params), "mnist")
         want = {**{k: getattr(cfg, k) for k in replayed}, "model": arch_of(name)}
         if caught or replayed != want:
+            if names:
+                raise UserError(f"{name} lies off the search grid: it cannot be a trial")
             continue
         study.enqueue_trial(params, user_attrs={"zoo": name}, skip_if_exists=True)
         queued.append(name)

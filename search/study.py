@@ -173,3 +173,30 @@ def status_of(trial: FrozenTrial) -> str:
 def tally(trials: list[FrozenTrial]) -> collections.Counter:
     """How many trials are in each status_of state."""
     return collections.Counter(status_of(t) for t in trials)
+
+
+def warm_start(study: optuna.Study, storage, source: str) -> int:
+    """Copy the trained (complete or pruned) trials of study `source` into `study`, once, so
+    its sampler starts from what that study learned (e.g. a study under a tighter budget).
+    The two must agree on every pinned setting but the budget, which may only grow: a sample
+    rejected under the old budget could fit the new one, so rejected trials are not copied.
+    Returns how many trials were copied (0 when `source` was copied before)."""
+    done = study.user_attrs.get("warm_start", [])
+    if source in done:
+        return 0
+    src = load_study(storage, source)
+    mine, theirs = study.user_attrs["search"], src.user_attrs.get("search", {})
+    old = {k: theirs.get(k, UNRECORDED.get(k)) for k in PINNED}
+    diff = [k for k in PINNED if k != "budget" and old[k] != mine.get(k)]
+    if diff or old["budget"] > mine["budget"]:
+        why = ", ".join(f"{k}={old[k]!r} (here {mine.get(k)!r})" for k in diff or ["budget"])
+        raise UserError(f"cannot warm-start from study {source!r}: it ran with {why}")
+    copied = [optuna.trial.create_trial(
+        state=t.state, values=t.values if t.state == TrialState.COMPLETE else None,
+        params=t.params, distributions=t.distributions, intermediate_values=t.intermediate_values,
+        user_attrs={**t.user_attrs, "copied_from": f"{source}:{t.number}"})
+        for t in src.get_trials(deepcopy=False)
+        if status_of(t) in ("complete", "pruned")]
+    study.add_trials(copied)
+    study.set_user_attr("warm_start", [*done, source])
+    return len(copied)

@@ -13,8 +13,10 @@ from wsgiref.util import setup_testing_defaults
 import optuna
 import pytest
 
+from benchmarks.config import Config
 from models import BUDGET, arch_of, count_params, create_model, list_models
 from search.__main__ import main
+from search.publish import enqueue_zoo
 from search.study import open_storage, status_of
 
 # 350 images, one epoch: 6, 3 or 2 steps (batch 64/128/256). Not 4, 5 or 10, where a sampled
@@ -203,6 +205,21 @@ def test_enqueue_zoo_starts_from_members_within_the_budget(tmp_path, mnist_root,
     assert first.state == optuna.trial.TrialState.COMPLETE
     assert first.user_attrs["arch"] == arch_of(first.user_attrs["zoo"])
     assert sum(t.state == optuna.trial.TrialState.WAITING for t in trials) == len(queued) - 1
+
+
+def test_enqueue_zoo_names_queues_exactly_those(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'named.db'}"
+    study = optuna.create_study(study_name="named", storage=url)
+    assert enqueue_zoo(study, Config(), 12000, ["plain_11k", "squeeze_7k"]) == ["plain_11k",
+                                                                                "squeeze_7k"]
+    queued = [t.user_attrs["zoo"] for t in trials_of(url, "named")]
+    assert queued == ["plain_11k", "squeeze_7k"]
+    argv = ["run", "--storage", url, "--study", "cli", "--budget", 12000, "--max-trials", 1]
+    assert run(*argv, "--enqueue-zoo", "plain_16k") == 2  # 15,558 params: over --budget
+    assert "plain_16k" in capsys.readouterr().err
+    assert run(*argv, "--enqueue-zoo", "no_such_model") == 2
+    assert "not zoo members: no_such_model" in capsys.readouterr().err
+    assert trials_of(url, "cli") == []  # refused before anything was queued or trained
 
 
 def test_confirm_named_trials_only_completed(tiny_study, results_dir, mnist_root, capsys):
