@@ -15,6 +15,7 @@ import pytest
 
 from benchmarks.config import Config
 from models import BUDGET, arch_of, count_params, create_model, list_models
+from models.registry import UserError
 from search.__main__ import main
 from search.publish import enqueue_zoo
 from search.study import open_storage, status_of
@@ -210,16 +211,45 @@ def test_enqueue_zoo_starts_from_members_within_the_budget(tmp_path, mnist_root,
 def test_enqueue_zoo_names_queues_exactly_those(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'named.db'}"
     study = optuna.create_study(study_name="named", storage=url)
-    assert enqueue_zoo(study, Config(), 12000, ["plain_11k", "squeeze_7k"]) == ["plain_11k",
-                                                                                "squeeze_7k"]
+    assert enqueue_zoo(study, Config(), 12000, ["ghost_9k", "squeeze_7k"]) == ["ghost_9k",
+                                                                               "squeeze_7k"]
     queued = [t.user_attrs["zoo"] for t in trials_of(url, "named")]
-    assert queued == ["plain_11k", "squeeze_7k"]
+    assert queued == ["ghost_9k", "squeeze_7k"]
+    with pytest.raises(UserError, match="plain_11k lies off the search grid"):
+        enqueue_zoo(study, Config(), 12000, ["plain_11k"])  # width 10 is not a choice
+    assert len(trials_of(url, "named")) == 2
     argv = ["run", "--storage", url, "--study", "cli", "--budget", 12000, "--max-trials", 1]
     assert run(*argv, "--enqueue-zoo", "plain_16k") == 2  # 15,558 params: over --budget
     assert "plain_16k" in capsys.readouterr().err
     assert run(*argv, "--enqueue-zoo", "no_such_model") == 2
     assert "not zoo members: no_such_model" in capsys.readouterr().err
     assert trials_of(url, "cli") == []  # refused before anything was queued or trained
+
+
+def test_warm_start_copies_trained_trials_once(tiny_study, tmp_path, mnist_root, capsys):
+    db = tmp_path / "warm.db"
+    shutil.copy(tiny_study, db)
+    url = f"sqlite:///{db}"
+    source = [t for t in trials_of(url, "mnist-accuracy") if status_of(t) in ("complete",
+                                                                              "pruned")]
+    argv = ["run", "--storage", url, "--warm-start", "mnist-accuracy", "--data-root", mnist_root,
+            *TINY]
+    for copied in (len(source), 0):  # the second run copies nothing again
+        assert run(*argv, "--study", "warm", "--max-trials", len(source)) == 0
+        assert f"copied {copied} trained trials of study mnist-accuracy" in \
+            capsys.readouterr().out
+    warm = trials_of(url, "warm")
+    assert [t.user_attrs["copied_from"] for t in warm] == [f"mnist-accuracy:{t.number}"
+                                                           for t in source]
+    def what_tpe_sees(t):  # a pruned trial's value is its last intermediate value anyway
+        return t.params, t.intermediate_values, t.state, t.user_attrs["params"], \
+            t.values if t.state == optuna.trial.TrialState.COMPLETE else None
+    assert [what_tpe_sees(t) for t in warm] == [what_tpe_sees(t) for t in source]
+    assert run(*argv, "--study", "tight", "--budget", 8000) == 2  # wider budget: refused
+    assert "it ran with budget=20000 (here 8000)" in capsys.readouterr().err
+    assert run(*argv, "--study", "longer", "--epochs", 2) == 2  # differently trained: refused
+    assert "epochs=1 (here 2)" in capsys.readouterr().err
+    assert trials_of(url, "tight") == trials_of(url, "longer") == []
 
 
 def test_confirm_named_trials_only_completed(tiny_study, results_dir, mnist_root, capsys):
