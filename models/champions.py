@@ -20,3 +20,16 @@ def nas_plain_16k():
                     batch_size=64, schedule='onecycle', warmup=0.1, label_smoothing=0.1,
                     rotate=5.25, translate=0.06),
         found_by='mnist-accuracy:5')
+
+
+# The smallest whose every seed reached 99.4% so far. CPU, 5 seeds, 20 epochs: 99.51% mean test,
+# 99.46% the lowest seed.
+@register
+def nas_plain_11k():
+    """mnist-under12k trial 107: 10,558 params, 99.47% validation."""
+    return dict(
+        family='plain', stem=(12, 8, 24), trans=12, body=(12, 16, 28), fc=False, dropout=0.0,
+        recipe=dict(lr=0.055121785214454516, momentum=0.9, weight_decay=0.00013190097764482903,
+                    batch_size=64, schedule='onecycle', warmup=0.1, label_smoothing=0.0,
+                    rotate=7.0, translate=0.08),
+        found_by='mnist-under12k:107')
