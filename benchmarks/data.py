@@ -115,8 +115,14 @@ def _load(root: Path, download: bool, train: bool) -> Split:
 def load_mnist(cfg, device: torch.device, with_test: bool = True) -> Data:
     """Load MNIST per cfg (data_root, val_split, subsets) onto `device`, checksums verified."""
     root, download = mnist_root(cfg.data_root)
-    if download:
-        _load(root, True, True), _load(root, True, False)  # fetch once for users online
+    if download:  # fetch once for users online; offline, say how to point at local files
+        try:
+            _load(root, True, True), _load(root, True, False)
+        except (RuntimeError, OSError) as err:
+            raise DataError(
+                f"MNIST is not in {root.resolve()}/MNIST/raw and could not be downloaded "
+                f"({str(err).splitlines()[0]})\n  offline: set --data-root DIR or MNIST_ROOT=DIR "
+                "to a folder holding MNIST/raw with the four IDX files") from err
     verify_mnist(root)
     train = _load(root, False, True)
     val = None

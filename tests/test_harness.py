@@ -74,6 +74,23 @@ def test_missing_data_names_path(tmp_path, results_dir, capsys):
     assert not (results_dir / "r.csv").exists()
 
 
+def test_failed_download_says_how_to_point_at_local_files(tmp_path, results_dir, capsys,
+                                                         monkeypatch):
+    from torchvision.datasets import MNIST
+
+    def offline(self):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
+    monkeypatch.setattr(MNIST, "download", offline)
+    monkeypatch.delenv("MNIST_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path)  # no --data-root, no MNIST_ROOT: torchvision downloads to ./data
+    assert run_cli("--results", str(results_dir / "r.csv"), *SMOKE) == 2
+    err = capsys.readouterr().err
+    assert "could not be downloaded (Error downloading" in err and "--data-root" in err
+    assert "MNIST_ROOT" in err and "Traceback" not in err
+    assert not (results_dir / "r.csv").exists()
+
+
 def test_corrupt_data_names_file_and_checksum(mnist_root, tmp_path, results_dir, capsys):
     raw = _copy_mnist(mnist_root, tmp_path)
     bad = raw / "t10k-labels-idx1-ubyte"
