@@ -22,8 +22,8 @@ def nas_plain_16k():
         found_by='mnist-accuracy:5')
 
 
-# The smallest whose every seed reached 99.4% so far. CPU, 5 seeds, 20 epochs: 99.51% mean test,
-# 99.46% the lowest seed.
+# The smallest whose every seed reached 99.4% until nas_plain_10k. CPU, 5 seeds, 20 epochs:
+# 99.51% mean test, 99.46% the lowest seed.
 @register
 def nas_plain_11k():
     """mnist-under12k trial 107: 10,558 params, 99.47% validation."""
@@ -33,3 +33,16 @@ def nas_plain_11k():
                     batch_size=64, schedule='onecycle', warmup=0.1, label_smoothing=0.0,
                     rotate=7.0, translate=0.08),
         found_by='mnist-under12k:107')
+
+
+# The smallest whose every seed reached 99.4% so far. CPU, 5 seeds, 20 epochs: 99.46% mean test,
+# 99.44% the lowest seed.
+@register
+def nas_plain_10k():
+    """mnist-under12k trial 172: 9,522 params, 99.43% validation."""
+    return dict(
+        family='plain', stem=(8, 16, 20), trans=8, body=(8, 20, 16), fc=False, dropout=0.0,
+        recipe=dict(lr=0.05038667787535556, momentum=0.9, weight_decay=6.362684112612832e-05,
+                    batch_size=128, schedule='onecycle', warmup=0.1, label_smoothing=0.0,
+                    rotate=7.0, translate=0.08),
+        found_by='mnist-under12k:172')
