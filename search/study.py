@@ -125,6 +125,12 @@ def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
+def ran_with(recorded: dict) -> dict:
+    """The pinned settings a study ran with, from its recorded "search" user attribute (older
+    studies did not record every one)."""
+    return {k: recorded.get(k, UNRECORDED.get(k)) for k in PINNED}
+
+
 def open_study(storage, name: str, settings: dict, sampler=None, pruner=None) -> optuna.Study:
     """Create the study or resume it (load_if_exists); refuse to mix different settings."""
     objective = settings["objective"]
@@ -142,7 +148,7 @@ def open_study(storage, name: str, settings: dict, sampler=None, pruner=None) ->
         raise UserError(f"study {name!r} is a {stored.get('objective')} study; "
                         f"pass --objective {stored.get('objective')} or another --study")
     else:
-        old = {k: stored.get(k, UNRECORDED.get(k)) for k in PINNED}
+        old = ran_with(stored)
         diff = {k: (old[k], settings.get(k)) for k in PINNED if old[k] != settings.get(k)}
         if diff:
             shown = ", ".join(f"{k}={old!r} (now {new!r})" for k, (old, new) in diff.items())
@@ -185,8 +191,7 @@ def warm_start(study: optuna.Study, storage, source: str) -> int:
     if source in done:
         return 0
     src = load_study(storage, source)
-    mine, theirs = study.user_attrs["search"], src.user_attrs.get("search", {})
-    old = {k: theirs.get(k, UNRECORDED.get(k)) for k in PINNED}
+    mine, old = study.user_attrs["search"], ran_with(src.user_attrs.get("search", {}))
     diff = [k for k in PINNED if k != "budget" and old[k] != mine.get(k)]
     if diff or old["budget"] > mine["budget"]:
         why = ", ".join(f"{k}={old[k]!r} (here {mine.get(k)!r})" for k in diff or ["budget"])
