@@ -109,14 +109,14 @@ def enqueue_zoo(study: optuna.Study, base: Config, budget: int | None = None,
                 names: list[str] | None = None) -> list[str]:
     """Queue zoo members as trials (their recipe, else `base`'s training), once per study, so
     the search starts from the hand-made models: every member within the budget whose values
-    lie on the search grid, or exactly `names` (an error if one cannot be queued). Returns the
-    names queued."""
+    lie on the search grid, or exactly `names` (an error, before any is queued, if one cannot
+    be). Returns the names queued."""
     if names:
         unknown = sorted(set(names) - set(list_models()))
         if unknown:
             raise UserError(f"not zoo members: {', '.join(unknown)} (see python -m models "
                             "summary)")
-    queued = []
+    picked = {}  # name -> trial params; queued only once every named member passed
     for name in names or list_models():
         fam, overrides = MODELS[name]
         cfg = dataclasses.replace(base, model=name, **recipe_of(name))
@@ -136,9 +136,10 @@ def enqueue_zoo(study: optuna.Study, base: Config, budget: int | None = None,
             if names:
                 raise UserError(f"{name} lies off the search grid: it cannot be a trial")
             continue
+        picked[name] = params
+    for name, params in picked.items():
         study.enqueue_trial(params, user_attrs={"zoo": name}, skip_if_exists=True)
-        queued.append(name)
-    return queued
+    return list(picked)
 
 
 def promote(study: optuna.Study, number: int, name: str | None = None) -> str:

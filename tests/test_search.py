@@ -221,6 +221,8 @@ def test_enqueue_zoo_names_queues_exactly_those(tmp_path, capsys):
     argv = ["run", "--storage", url, "--study", "cli", "--budget", 12000, "--max-trials", 1]
     assert run(*argv, "--enqueue-zoo", "plain_16k") == 2  # 15,558 params: over --budget
     assert "plain_16k" in capsys.readouterr().err
+    assert run(*argv, "--enqueue-zoo", "ghost_9k", "plain_16k") == 2  # all or nothing
+    assert "plain_16k" in capsys.readouterr().err
     assert run(*argv, "--enqueue-zoo", "no_such_model") == 2
     assert "not zoo members: no_such_model" in capsys.readouterr().err
     assert trials_of(url, "cli") == []  # refused before anything was queued or trained
