@@ -119,10 +119,11 @@ def load_mnist(cfg, device: torch.device, with_test: bool = True) -> Data:
         try:
             _load(root, True, True), _load(root, True, False)
         except (RuntimeError, OSError) as err:
+            why = str(err).partition("\n")[0] or type(err).__name__  # its first line, if any
             raise DataError(
                 f"MNIST is not in {root.resolve()}/MNIST/raw and could not be downloaded "
-                f"({str(err).splitlines()[0]})\n  offline: set --data-root DIR or MNIST_ROOT=DIR "
-                "to a folder holding MNIST/raw with the four IDX files") from err
+                f"({why})\n  offline: set --data-root DIR or MNIST_ROOT=DIR to a folder "
+                "holding MNIST/raw with the four IDX files") from err
     verify_mnist(root)
     train = _load(root, False, True)
     val = None
