@@ -25,7 +25,7 @@ test-slow: $(STAMP)
 # The real search (20 epochs, 50,000/10,000 split, auto device) until the study holds 100
 # trained trials; re-running resumes it. More options: SEARCH_ARGS="--timeout 3600 --storage URL".
 search: $(STAMP)
-	$(BIN)/python -m search run $(SEARCH_ARGS)
+	$(BIN)/python -m search run --jobs auto $(SEARCH_ARGS)
 
 params: $(STAMP)
 	$(BIN)/python -m models

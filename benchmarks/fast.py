@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -76,7 +77,11 @@ def make_optimizer(model: nn.Module, cfg, device: torch.device) -> torch.optim.O
 
 class PackedDropout(nn.Dropout):
     """nn.Dropout with a cheaper mask on CPU, where drawing random numbers dominates dropout:
-    one 64-bit draw gives four 16-bit uniforms (p is kept to 1/65536). Same distribution."""
+    one 64-bit draw gives four 16-bit uniforms (p is kept to 1/65536). Same distribution.
+    Its draws come from `generator` (the training run's own, set by fast_model), so trainings
+    running side by side in threads (search run --jobs) never share a random stream."""
+
+    generator: torch.Generator | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
@@ -85,7 +90,8 @@ class PackedDropout(nn.Dropout):
         if self.inplace or self.p >= 1 or layout is None or x.device.type != "cpu":
             return super().forward(x)
         n = x.numel()
-        bits = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64)
+        bits = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64,
+                             generator=self.generator)
         uniform = bits.view(torch.int16)[:n]
         keep = uniform >= round(self.p * 65536) - 32768
         return x * layout(keep.to(x.dtype).mul_(1 / (1 - self.p)))
@@ -102,29 +108,51 @@ def _layout(x: torch.Tensor):
 
 
 @contextlib.contextmanager
-def fast_model(model: nn.Module, fast: Fast):
+def fast_model(model: nn.Module, fast: Fast, seed: int = 0):
     """Put the model in the fast layout (and dropout) for training; give it back as it was."""
     swapped = [m for m in model.modules() if type(m) is nn.Dropout] if fast.packed_dropout else []
+    # Its own stream, not the shuffling one's (train() seeds that with the same seed).
+    generator = torch.Generator().manual_seed(seed ^ 0x5DEECE66D) if swapped else None
     try:
         with threads_while(fast.threads):
             for m in swapped:
                 m.__class__ = PackedDropout
+                m.generator = generator
             if fast.channels_last:
                 model.to(memory_format=torch.channels_last)
             yield
     finally:
         for m in swapped:
             m.__class__ = nn.Dropout
+            del m.generator
         model.to(memory_format=torch.contiguous_format)  # what checkpoints and callers expect
+
+
+_threads_lock = threading.Lock()
+_threads_users: list[int] = []  # the count torch had before the outermost block, per user
 
 
 @contextlib.contextmanager
 def threads_while(n: int | None):
-    """torch's CPU thread count set to n (when given) inside the block, restored after."""
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
+    """torch's CPU thread count set to n (when given) inside the block, restored after.
+
+    The count is process-wide, so trainings side by side in threads (search run --jobs) share
+    one setting: the first block in sets it, later ones keep it, and the last one out restores
+    what was there before (a first one out would hand the others more threads than cores).
+    """
+    if not n:
+        yield
+        return
+    with _threads_lock:
+        if not _threads_users:
+            _threads_users.append(torch.get_num_threads())
+            torch.set_num_threads(n)
+        else:
+            _threads_users.append(_threads_users[0])
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        with _threads_lock:
+            before = _threads_users.pop()
+            if not _threads_users:
+                torch.set_num_threads(before)

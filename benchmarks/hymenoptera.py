@@ -26,7 +26,7 @@ from .config import Config, add_config_args, config_from_args
 from .data import Data
 from .images import load_image_splits
 from .runs import train_and_record
-from .train import resolve_device
+from .train import resolve_device, seeded
 
 IMAGENET = ResNet18_Weights.IMAGENET1K_V1
 # The first child each mode trains; every child before it is frozen.
@@ -36,10 +36,6 @@ TRAINED_FROM = {"finetune": "conv1", "layer2": "layer2", "layer3": "layer3",
 
 class WeightsError(UserError):
     """Pretrained weights that are missing, unreadable or not a ResNet18 state dict."""
-
-
-def seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)  # also seeds every CUDA device
 
 
 def load_data(cfg: Config, device: torch.device, with_test: bool = True) -> Data:
@@ -175,8 +171,8 @@ def profile(model: nn.Module, image_size: int) -> dict:
 def run_one(cfg: Config, data: Data, *, results: Path | None = None,
             source: str = "benchmarks hymenoptera", on_epoch=None, model=None) -> dict:
     """Train one seed and append its row (params: all of ResNet18's, trainable or not)."""
-    seed_everything(cfg.seed)
-    model = model if model is not None else make_model(cfg, data.train.num_classes)
+    with seeded(cfg.seed):  # dropout on CUDA still draws from the global generator
+        model = model if model is not None else make_model(cfg, data.train.num_classes)
     stats = profile(model, cfg.image_size)
     row = train_and_record(cfg, data, model, family="resnet18", params=stats["params"],
                            macs=stats["macs"], results=results, source=source,

@@ -15,11 +15,7 @@ from models.report import profile
 from .config import Config, add_config_args, config_from_args
 from .data import Data, load_mnist
 from .runs import train_and_record
-from .train import resolve_device
-
-
-def seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)  # also seeds every CUDA device
+from .train import resolve_device, seeded
 
 
 def load_data(cfg: Config, device: torch.device, with_test: bool = True) -> Data:
@@ -33,8 +29,8 @@ def make_model(cfg: Config):
 def run_one(cfg: Config, data: Data, *, results: Path | None = None,
             source: str = "benchmarks mnist", on_epoch=None, model=None) -> dict:
     """Train one seed and append its row; nothing is written if training raises."""
-    seed_everything(cfg.seed)
-    model = model if model is not None else make_model(cfg)
+    with seeded(cfg.seed):  # dropout on CUDA still draws from the global generator
+        model = model if model is not None else make_model(cfg)
     stats = profile(model)  # torchinfo: params and MACs, on a CPU copy before training
     return train_and_record(cfg, data, model, family=family_of(cfg.model),
                             params=stats["params"], macs=stats["macs"], results=results,

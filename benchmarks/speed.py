@@ -23,6 +23,7 @@ import math
 import os
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -155,8 +156,9 @@ def harness(cfg, split: Split, patch: dict | None = None):
     return run
 
 
-def parallel_contenders(cfg, split: Split, k: int) -> list[Contender]:
-    """K trials (seeds cfg.seed...cfg.seed+K-1) one after another, then all K at once."""
+def parallel_contenders(cfg, split: Split, k: int, device: torch.device) -> list[Contender]:
+    """K trials (seeds cfg.seed...cfg.seed+K-1) one after another, then all K at once: in K
+    threads on CPU (search run --jobs K), and in one vmapped step (search run --parallel K)."""
     cfgs = [dataclasses.replace(cfg, seed=cfg.seed + i) for i in range(k)]
 
     def models() -> list:
@@ -171,14 +173,23 @@ def parallel_contenders(cfg, split: Split, k: int) -> list[Contender]:
         seconds = sum(train(m, c, data)["train_seconds"] for m, c in zip(models(), cfgs))
         return k * len(data.train) / seconds
 
-    def at_once(n: int) -> float:
+    def in_threads(n: int) -> float:  # wall time, set-up included: a little against it
+        data = _first(split, n, cfg)
+        pairs = list(zip(models(), cfgs))
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(k) as pool:
+            list(pool.map(lambda pair: train(*pair, data), pairs))
+        return k * len(data.train) / (time.perf_counter() - t0)
+
+    def vmapped(n: int) -> float:
         from .parallel import train_group
 
         data = _first(split, n, cfg)
         results = train_group(models(), cfgs, data)
         return k * len(data.train) / results[0]["train_seconds"]
 
-    return [Contender("sequential", one_by_one), Contender(f"parallel k={k}", at_once)]
+    threads = [Contender(f"jobs k={k}", in_threads)] if device.type == "cpu" else []
+    return [Contender("sequential", one_by_one), *threads, Contender(f"parallel k={k}", vmapped)]
 
 
 @contextmanager
@@ -214,6 +225,10 @@ def ablations(names, cfg: Config, device: torch.device, split: Split) -> list[Co
             for label, over, patch in out]
 
 
+def parallel_k(contenders: list[Contender]) -> int:
+    return next(int(c.name.split("k=")[1]) for c in contenders if "k=" in c.name)
+
+
 def trials_per_hour(images_per_second: float) -> float:
     return round(3600 * images_per_second / (TRIAL_EPOCHS * TRIAL_IMAGES), 1)
 
@@ -237,7 +252,7 @@ def measure(cfg: Config, steps: int, rounds: int, ablate=(), parallel: int = 1,
                                        baseline(cfg, device, loader, steps, fast.threads)))
     contenders += ablations(ablate, cfg, device, split)
     if parallel > 1:
-        contenders += parallel_contenders(cfg, split, parallel)
+        contenders += parallel_contenders(cfg, split, parallel, device)
     load = {"start": os.getloadavg()}
     for c in contenders:  # one-time costs: DataLoader start, compile, first allocations
         t0 = time.perf_counter()
@@ -292,15 +307,17 @@ def _report(cfg, device, steps, rounds, contenders, load, fast, default_threads)
         "git_commit": results_mod.git_commit(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    group = next((c for c in contenders if c.name.startswith("parallel")), None)
-    if group is not None:
+    if "sequential" in by:  # --parallel K: trials per hour, one at a time vs K at once
         seq = by["sequential"].median()
-        report["parallel"] = {
-            "k": int(group.name.split()[-1].removeprefix("k=")),
-            "sequential_images_per_second": seq, "group_images_per_second": group.median(),
-            "trials_per_hour_k1": trials_per_hour(seq),
-            "trials_per_hour_k": trials_per_hour(group.median()),
-            "speedup": round(group.median() / seq, 2)}
+        report["parallel"] = {"k": parallel_k(contenders), "sequential_images_per_second": seq,
+                              "trials_per_hour_k1": trials_per_hour(seq)}
+        for c in contenders:
+            if c.name.startswith(("jobs", "parallel")):
+                report["parallel"][c.name.split()[0]] = {
+                    "images_per_second": c.median(),
+                    "trials_per_hour": trials_per_hour(c.median()),
+                    "speedup": round(c.median() / seq, 2),
+                    "vs_baseline": round(c.median() / base, 2)}
     return report
 
 
@@ -367,7 +384,9 @@ def print_report(r: dict, console: Console) -> None:
                   f"{r['peak']['threads']} thread(s)); load "
                   f"{r['loadavg']['start'][0]:.1f} -> {r['loadavg']['end'][0]:.1f}",
                   highlight=False)
-    if "parallel" in r:
-        p = r["parallel"]
-        console.print(f"K={p['k']} at once: {p['trials_per_hour_k']:.1f} trials/h vs "
-                      f"{p['trials_per_hour_k1']:.1f} one at a time ({p['speedup']:.2f}x)")
+    p = r.get("parallel", {})
+    for way, how in (("jobs", "in threads (--jobs)"), ("parallel", "vmapped (--parallel)")):
+        if way in p:
+            console.print(f"K={p['k']} {how}: {p[way]['trials_per_hour']:.1f} trials/h vs "
+                          f"{p['trials_per_hour_k1']:.1f} one at a time "
+                          f"({p[way]['speedup']:.2f}x)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import platform
+import threading
 import time
 from collections.abc import Callable
 
@@ -28,6 +29,20 @@ from .fast import Fast, eval_channels_last, fast_model, fast_settings, make_opti
 
 class DivergedError(RuntimeError):
     """Training produced a NaN or infinite loss; the run is stopped and recorded as such."""
+
+
+_seed_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Seed torch's global generator (every CUDA device's too) and hold it for the block:
+    models built inside start from the same weights for the same seed even while other
+    trainings run in threads (search run --jobs); training itself draws from its own
+    generators (shuffling, augmentation, CPU dropout)."""
+    with _seed_lock:
+        torch.manual_seed(seed)
+        yield
 
 
 def resolve_device(name: str) -> torch.device:
@@ -139,7 +154,7 @@ def train(model: nn.Module, cfg, data: Data,
     device = resolve_device(cfg.device)
     fast = fast_settings(cfg, device)
     model.to(device)
-    with fast_model(model, fast):
+    with fast_model(model, fast, cfg.seed):
         return _train(model, cfg, data, on_epoch, device, fast)
 
 

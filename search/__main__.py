@@ -11,8 +11,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import optuna
@@ -111,6 +115,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parallel", type=int, default=1, metavar="K",
                    help="train K trials of one architecture at once, for a GPU (default 1: "
                         "one at a time, faster on CPU; see search/parallel.py)")
+    p.add_argument("--jobs", default="1", metavar="N",
+                   help="train N trials side by side in threads, each on one CPU core "
+                        "(Optuna's n_jobs); 'auto': one per usable core on CPU, 1 on a GPU "
+                        "(default 1; `make search` uses auto). With N > 1, --n-trials may be "
+                        "passed by the trials still running when it is reached")
     p.add_argument("--val-split", type=int, default=None, metavar="N",
                    help="images held out of the training set to select on (default: 10000 "
                         "for mnist); the test set is never loaded")
@@ -193,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
                         f"{', '.join(space.SPACES)}")
     for name in ("n_trials", "max_trials", "timeout", "heartbeat", "budget"):
         _positive(name.replace("_", "-"), getattr(args, name))
+    jobs = check_jobs(args.jobs, args.parallel)
     if args.budget > BUDGET:
         raise UserError(f"invalid option: --budget {args.budget:,} is over the zoo's budget of "
                         f"{BUDGET:,}; it can only tighten it")
@@ -225,30 +235,73 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if base.threads:
         torch.set_num_threads(base.threads)
+    objective = Objective(base, args.objective, budget=args.budget)
+    jobs = resolve_jobs(jobs, args.parallel, objective.device)
     reporter = Reporter(study, n_trials=args.n_trials, max_trials=max_trials,
-                        timeout=args.timeout, live=not args.no_live, console=console)
-    objective = Objective(base, args.objective, reporter, budget=args.budget)
+                        timeout=args.timeout, live=not args.no_live, console=console, jobs=jobs)
+    objective.reporter = reporter
     data = objective.data()  # load once, before any trial starts (and fail early)
     with threads_while(fast_settings(base, objective.device).threads):  # as trials train
         where = device_name(objective.device)
     console.print(f"study {name} in {safe_url(storage.url)}: {len(study.trials)} trials so far; "
                   f"{args.objective}, {base.epochs} epochs, {len(data.train):,} training / "
                   f"{len(data.val):,} validation images (test set not loaded), "
-                  f"{where}")
+                  f"{where}" + (f", {jobs} trials at a time" if jobs > 1 else ""))
     stopper = Stopper(args.n_trials, max_trials)
     callbacks = [reporter.trial_finished, stopper]
     func = group_objective(objective, args.parallel, callbacks, (DivergedError,))
     try:
-        with reporter:
+        with reporter, stop_on_ctrl_c(objective.stop if jobs > 1 else None):
             study.optimize(func, timeout=args.timeout, catch=(DivergedError,),
-                           callbacks=callbacks)
+                           callbacks=callbacks, n_jobs=jobs)
     except KeyboardInterrupt:
-        _requeue(study, objective.current, console)
+        for number in sorted(objective.running):
+            _requeue(study, number, console)
         return 130
     reporter.summary()
     console.print(f"stopped: {stopper.why or 'timeout reached'}. Run the same command to go on; "
                   f"`python -m search export --study {name}` writes the trials to CSV.")
     return 0
+
+
+def check_jobs(value: str, parallel: int) -> int | None:
+    """--jobs as a number, or None for 'auto'; checked before any study is opened."""
+    try:
+        jobs = None if value == "auto" else int(value)
+    except ValueError:
+        jobs = 0
+    if jobs is not None and jobs < 1:
+        raise UserError(f"invalid option: --jobs must be a positive number or auto (got {value})")
+    if (jobs or 1) > 1 and parallel > 1:
+        raise UserError("invalid option: --jobs (trials side by side, for CPU) and --parallel "
+                        "(trials in one vmapped step, for a GPU) do not combine; pick one")
+    return jobs
+
+
+def resolve_jobs(jobs: int | None, parallel: int, device: torch.device) -> int:
+    """'auto' (None): one trial per usable core on CPU; one on a GPU, or with --parallel."""
+    if jobs is None:
+        return len(os.sched_getaffinity(0)) if device.type == "cpu" and parallel == 1 else 1
+    return jobs
+
+
+@contextlib.contextmanager
+def stop_on_ctrl_c(event: threading.Event | None):
+    """With trials in threads, Ctrl-C also sets `event`, so each running trial stops at its next
+    epoch instead of Optuna waiting for all of them to finish."""
+    if event is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        event.set()
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _requeue(study: optuna.Study, number: int | None, console: Console) -> None:

@@ -53,7 +53,7 @@ class Reporter:
 
     def __init__(self, study: optuna.Study, *, n_trials: int | None = None,
                  max_trials: int | None = None, timeout: float | None = None,
-                 live: bool = True, console: Console | None = None):
+                 live: bool = True, console: Console | None = None, jobs: int = 1):
         self.study = study
         self.console = console or Console(highlight=False, soft_wrap=True)
         self.live = live and self.console.is_terminal
@@ -61,7 +61,8 @@ class Reporter:
         self.pareto = len(study.directions) > 1
         self.start = time.monotonic()
         self.trial_seconds: list[float] = []  # trained trials finished by this worker
-        self.current: dict | None = None
+        self.jobs = jobs  # trials trained side by side (search run --jobs)
+        self.running: dict[int, dict] = {}  # trial number -> its progress
         self._live: Live | None = None
         self.refresh(study.get_trials(deepcopy=False))
 
@@ -79,11 +80,12 @@ class Reporter:
 
     # -- events ---------------------------------------------------------------------------
     def trial_started(self, number: int, arch: str, params: int, epochs: int) -> None:
-        self.current = dict(number=number, arch=arch, params=params, epochs=epochs, epoch=0,
-                            val=None, epoch_seconds=[], started=time.monotonic())
+        self.running[number] = dict(number=number, arch=arch, params=params, epochs=epochs,
+                                    epoch=0, val=None, epoch_seconds=[],
+                                    started=time.monotonic())
 
-    def epoch(self, epoch: int, val_acc: float, seconds: float) -> None:
-        c = self.current
+    def epoch(self, number: int, epoch: int, val_acc: float, seconds: float) -> None:
+        c = self.running.get(number)
         if c is None:
             return
         c.update(epoch=epoch, val=val_acc)
@@ -96,7 +98,7 @@ class Reporter:
         """Optuna callback: log the trial, refresh the study-wide counts and the best."""
         if status_of(trial) != "rejected" and trial.user_attrs.get("seconds") is not None:
             self.trial_seconds.append(trial.user_attrs["seconds"])
-        self.current = None
+        self.running.pop(trial.number, None)
         self.console.print(trial_line(trial))
         self.refresh(study.get_trials(deepcopy=False))
 
@@ -113,12 +115,15 @@ class Reporter:
         return sum(self.counts[s] for s in ("complete", "pruned", "failed"))
 
     def eta(self) -> float | None:
-        """Seconds left: remaining trials times this worker's mean trial time, or the timeout."""
+        """Seconds left: remaining trials times this worker's mean trial time (divided among
+        the trials it trains side by side), or the timeout."""
         elapsed = time.monotonic() - self.start
         per_trial = statistics.mean(self.trial_seconds) if self.trial_seconds else None
-        c = self.current
-        if per_trial is None and c and c["epoch_seconds"]:  # no trial done yet: extrapolate
-            per_trial = statistics.mean(c["epoch_seconds"]) * c["epochs"]
+        running = list(self.running.values())
+        if per_trial is None:  # no trial done yet: extrapolate from the running ones' epochs
+            seen = [(statistics.mean(c["epoch_seconds"]) * c["epochs"]) for c in running
+                    if c["epoch_seconds"]]
+            per_trial = statistics.mean(seen) if seen else None
         left = []
         remaining = []
         if self.n_trials:
@@ -126,8 +131,8 @@ class Reporter:
         if self.max_trials:
             remaining.append(self.max_trials - self.trained())
         if remaining and per_trial is not None:
-            running = time.monotonic() - c["started"] if c else 0.0
-            left.append(max(0.0, min(remaining) * per_trial - min(running, per_trial)))
+            done = sum(min(time.monotonic() - c["started"], per_trial) for c in running)
+            left.append(max(0.0, (min(remaining) * per_trial - done) / self.jobs))
         if self.timeout:
             left.append(max(0.0, self.timeout - elapsed))
         return min(left) if left else None
@@ -155,11 +160,11 @@ class Reporter:
         goal = f", study goal {self.max_trials} trained" if self.max_trials else ""
         grid.add_row("trials", f"{counts}   ({mine}{goal})")
         grid.add_row("best", self._best_text())
-        c = self.current
-        if c:
+        for i, c in enumerate(sorted(self.running.values(), key=lambda c: c["number"])):
             val = f"  val {c['val']:.2f}%" if c["val"] is not None else ""
-            grid.add_row("training", f"trial {c['number']}  epoch {c['epoch']}/{c['epochs']}"
-                                     f"{val}  {c['params']:,} params  {c['arch']}")
+            grid.add_row("" if i else "training",
+                         f"trial {c['number']}  epoch {c['epoch']}/{c['epochs']}"
+                         f"{val}  {c['params']:,} params  {c['arch']}")
         elapsed = time.monotonic() - self.start
         grid.add_row("time", f"{_duration(elapsed)} elapsed  ~{_duration(self.eta())} left")
         return Panel(grid, title=f"search {self.study.study_name}", title_align="left")
@@ -167,5 +172,5 @@ class Reporter:
     def summary(self) -> None:
         """The final panel, printed once when the run ends (also in plain mode)."""
         self.refresh(self.study.get_trials(deepcopy=False))
-        self.current = None
+        self.running.clear()
         self.console.print(self.render())

@@ -9,15 +9,15 @@ here: the test set is left for `confirm`, so it can never steer the search.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 
 import optuna
-import torch
 from torch import nn
 
 from benchmarks.config import Config
 from benchmarks.tasks import get_task
-from benchmarks.train import DivergedError, device_name, resolve_device
+from benchmarks.train import DivergedError, device_name, resolve_device, seeded
 from models import ArchError, Net, OverBudgetError, UserError, build, count_params
 from models.report import profile
 
@@ -47,9 +47,9 @@ def prepare(trial, base: Config, budget: int | None = None) -> tuple[Config, nn.
     cfg = dataclasses.replace(base, **space.suggest(trial, base.task))
     trial.set_user_attr("arch", cfg.model)
     trial.set_user_attr("family", trial.params.get("family", "custom"))
-    torch.manual_seed(cfg.seed)  # the same sample starts from the same weights
     try:
-        model = make_model(cfg, budget)
+        with seeded(cfg.seed):  # the same sample starts from the same weights
+            model = make_model(cfg, budget)
     except (OverBudgetError, ArchError) as e:
         try:
             trial.set_user_attr("params", count_params(build(cfg.model)))
@@ -75,7 +75,9 @@ class Objective:
         self.reporter = reporter
         self.task = get_task(base.task)
         self.device = resolve_device(base.device)
-        self.current: int | None = None  # the latest trial started, for Ctrl-C
+        # Trials started here and not finished (or stopped by Ctrl-C): what to requeue.
+        self.running: set[int] = set()
+        self.stop = threading.Event()  # set on Ctrl-C: trials in other threads stop too
         self._data = None
 
     def data(self):
@@ -89,7 +91,6 @@ class Objective:
         return self._data
 
     def __call__(self, trial: optuna.Trial):
-        self.current = trial.number
         start = time.perf_counter()
         cfg, model = prepare(trial, self.base, self.budget)
         data = self.data()
@@ -102,16 +103,19 @@ class Objective:
         curve: list[float] = []
 
         def on_epoch(epoch: int, record: dict) -> None:
+            if self.stop.is_set():
+                raise KeyboardInterrupt
             curve.append(record["val_acc"])
             trial.set_user_attr("val_acc_per_epoch", curve)
             if self.reporter:
-                self.reporter.epoch(epoch, record["val_acc"], record["seconds"])
+                self.reporter.epoch(trial.number, epoch, record["val_acc"], record["seconds"])
             if not self.pareto:  # Optuna prunes single-objective studies only
                 trial.report(record["val_acc"], epoch)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"val acc {record['val_acc']:.2f}% at epoch {epoch}")
 
         status, reason = "failed", None
+        self.running.add(trial.number)
         try:
             row = self.task.run_one(cfg, data, results=False, on_epoch=on_epoch, model=model,
                                     source=f"search trial {trial.number}")
@@ -129,6 +133,8 @@ class Objective:
             reason = f"{type(e).__name__}: {e}"
             raise
         finally:
+            if status != "interrupted":
+                self.running.discard(trial.number)
             trial.set_user_attr("status", status)
             if reason:
                 trial.set_user_attr("reason", reason)

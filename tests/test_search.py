@@ -293,4 +293,23 @@ def test_user_errors_exit_2_and_write_nothing(tmp_path, capsys):
     assert run("run", "--task", "cifar", "--n-trials", 1) == 2
     assert "no search space for task 'cifar'" in capsys.readouterr().err
     assert run("run", "--n-trials", 0) == 2
+    for bad in (["--jobs", 0], ["--jobs", "two"], ["--jobs", 2, "--parallel", 2]):
+        assert run("run", "--storage", f"sqlite:///{tmp_path / 'j.db'}", *bad) == 2
+        assert "--jobs" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == [db]
+
+
+def test_jobs_train_trials_side_by_side(tmp_path, mnist_root, capsys):
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    assert run("run", "--storage", url, "--jobs", 2, "--n-trials", 3, "--seed", 3,
+               "--data-root", mnist_root, *TINY) == 0
+    out = capsys.readouterr().out
+    assert "2 trials at a time" in out
+    trials = trials_of(url, "mnist-accuracy")
+    # Optuna's n_jobs: one trial per thread; --n-trials may be passed by the one still running.
+    assert 3 <= len(trained(trials)) <= 4
+    assert all(t.state != optuna.trial.TrialState.RUNNING for t in trials)
+    assert all(t.user_attrs["status"] in ("complete", "pruned", "rejected") for t in trials)
+    for t in trained(trials):
+        assert len(t.user_attrs["val_acc_per_epoch"]) == 1
+

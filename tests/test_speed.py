@@ -14,7 +14,7 @@ from benchmarks.__main__ import main as bench_main
 from benchmarks.config import Config
 from benchmarks.data import load_mnist
 from benchmarks.fast import PackedDropout, fast_settings
-from benchmarks.train import evaluate, train
+from benchmarks.train import evaluate, seeded, train
 from models import UserError, create_model
 
 
@@ -29,7 +29,7 @@ def test_speed_command_writes_every_figure(mnist_root, tmp_path):
     out = tmp_path / "speed.json"
     rc = bench_main(["speed", "--model", "plain_4k", "--steps", "2", "--rounds", "1",
                      "--device", "cpu", "--data-root", str(mnist_root), "--ablate",
-                     "channels_last", "--json", str(out)])
+                     "channels_last", "--parallel", "2", "--json", str(out)])
     assert rc == 0
     r = json.loads(out.read_text())
     assert r["ratio"] > 0 and r["model"] == "plain_4k" and r["device"] == "cpu"
@@ -40,6 +40,8 @@ def test_speed_command_writes_every_figure(mnist_root, tmp_path):
     assert len(r["loadavg"]["start"]) == 3 and len(r["loadavg"]["rounds"]) == 1
     assert any(name.startswith("channels_last") for name in r["others"])
     assert r["trials_per_hour"]["harness"] > 0 and r["params"] == 3690
+    for way in ("jobs", "parallel"):  # K=2 in threads (CPU only) and vmapped
+        assert r["parallel"][way]["trials_per_hour"] > 0 and r["parallel"]["k"] == 2
 
 
 def test_speed_command_refuses_bad_options(mnist_root, capsys):
@@ -110,3 +112,36 @@ def test_evaluate_leaves_training_usable(tiny):
     assert all(p.is_contiguous() and not p.is_inference() for p in model.parameters())
     model.train()
     model(torch.zeros(2, 1, 28, 28)).sum().backward()
+
+
+def test_threads_while_is_shared_by_trainings_side_by_side():
+    before = torch.get_num_threads()
+    first, second = fast_mod.threads_while(1), fast_mod.threads_while(1)
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first out must not hand the other its old count
+    assert torch.get_num_threads() == 1
+    second.__exit__(None, None, None)
+    assert torch.get_num_threads() == before
+
+
+def test_trainings_in_threads_match_the_same_trainings_one_by_one(tiny):
+    """Each training draws from its own generators (dropout included), so two running side by
+    side in threads (search run --jobs) end with exactly the weights each gets alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfg, data = tiny
+    cfgs = [dataclasses.replace(cfg, model="plain_7k", seed=s, test_subset=0) for s in (1, 2)]
+
+    def run(c: Config) -> dict:
+        with seeded(c.seed):
+            model = create_model(c.model)
+        train(model, c, data)
+        return model.state_dict()
+
+    alone = [run(c) for c in cfgs]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(run, cfgs))
+    for a, b in zip(alone, together):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(alone[0]["0.0.weight"], together[1]["0.0.weight"])
