@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import threading
 from dataclasses import dataclass
 
 import torch
@@ -128,31 +127,17 @@ def fast_model(model: nn.Module, fast: Fast, seed: int = 0):
         model.to(memory_format=torch.contiguous_format)  # what checkpoints and callers expect
 
 
-_threads_lock = threading.Lock()
-_threads_users: list[int] = []  # the count torch had before the outermost block, per user
-
-
 @contextlib.contextmanager
 def threads_while(n: int | None):
     """torch's CPU thread count set to n (when given) inside the block, restored after.
 
-    The count is process-wide, so trainings side by side in threads (search run --jobs) share
-    one setting: the first block in sets it, later ones keep it, and the last one out restores
-    what was there before (a first one out would hand the others more threads than cores).
+    The count is per OS thread once a thread has run an op (OpenMP's setting is per thread),
+    so trainings side by side in threads (--jobs) must each set their own: this does.
     """
-    if not n:
-        yield
-        return
-    with _threads_lock:
-        if not _threads_users:
-            _threads_users.append(torch.get_num_threads())
-            torch.set_num_threads(n)
-        else:
-            _threads_users.append(_threads_users[0])
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
     try:
         yield
     finally:
-        with _threads_lock:
-            before = _threads_users.pop()
-            if not _threads_users:
-                torch.set_num_threads(before)
+        torch.set_num_threads(before)

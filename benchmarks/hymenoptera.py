@@ -17,10 +17,10 @@ from urllib.error import URLError
 import torch
 from rich.console import Console
 from torch import nn
-from torchinfo import summary
 from torchvision.models import ResNet18_Weights, resnet18
 
 from models import UserError
+from models.report import inspect
 
 from .config import Config, add_config_args, config_from_args
 from .data import Data
@@ -163,7 +163,7 @@ def make_model(cfg: Config, num_classes: int = 2) -> nn.Module:
 
 def profile(model: nn.Module, image_size: int) -> dict:
     """torchinfo's total and trainable parameters and MACs for one image_size² RGB image."""
-    stats = summary(model, input_size=(1, 3, image_size, image_size), verbose=0, device="cpu")
+    stats = inspect(model, (1, 3, image_size, image_size), verbose=0)
     return {"params": stats.total_params, "trainable": stats.trainable_params,
             "macs": stats.total_mult_adds}
 

@@ -14,7 +14,7 @@ from models.report import profile
 
 from .config import Config, add_config_args, config_from_args
 from .data import Data, load_mnist
-from .runs import train_and_record
+from .runs import parse_jobs, resolve_jobs, side_by_side, stop_hook, train_and_record
 from .train import resolve_device, seeded
 
 
@@ -42,6 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Train a zoo member (or architecture string) on MNIST for "
                                    "each seed; append a row per seed to results/runs.csv.")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 1")
+    p.add_argument("--jobs", default="1", metavar="N",
+                   help="train N seeds side by side in threads, each on one CPU core; 'auto': "
+                        "one per usable core on CPU, 1 on a GPU (default 1)")
     p.add_argument("--results", type=Path, default=None,
                    help="runs CSV to append to (default: results/runs.csv or $NAS_RESULTS)")
     add_config_args(p, skip=("task", "seed"))
@@ -52,15 +55,24 @@ def main(args: argparse.Namespace) -> int:
     console = Console()
     base = config_from_args(args, task="mnist")
     seeds = args.seeds or [base.seed]
+    jobs = parse_jobs(args.jobs)
     create_model(base.model)  # unknown or over-budget models fail before any data is loaded
     device = resolve_device(base.device)
+    jobs = min(resolve_jobs(jobs, device), len(seeds))
+    base = dataclasses.replace(base, progress=base.progress and jobs == 1)  # one live display
     data = load_data(base, device)
     console.print(f"[bold]{base.model}[/bold] on {device}: {len(data.train):,} training "
-                  f"images, seeds {seeds}, {base.epochs} epochs")
-    for seed in seeds:
-        row = run_one(dataclasses.replace(base, seed=seed), data, results=args.results)
+                  f"images, seeds {seeds}, {base.epochs} epochs"
+                  + (f", {jobs} seeds at a time" if jobs > 1 else ""))
+
+    def run(seed: int, stop) -> dict:
+        row = run_one(dataclasses.replace(base, seed=seed), data, results=args.results,
+                      on_epoch=stop_hook(stop))
         console.print(f"seed {seed}: final test accuracy {row['final_test_acc']:.2f}% "
                       f"(max {row['max_test_acc']:.2f}%), {row['params']:,} params, "
                       f"{row['seconds']:.0f} s, {row['images_per_second']:,.0f} img/s")
         console.print(f"  weights: {row['checkpoint']}", highlight=False, soft_wrap=True)
+        return row
+
+    side_by_side(jobs, run, seeds)
     return 0

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import sys
 
+import torch
 from rich.console import Console
 from rich.table import Table
 from torch import nn
@@ -32,10 +34,18 @@ def receptive_field(model: nn.Module) -> int:
     return rf
 
 
+def inspect(model: nn.Module, input_size: tuple, **kwargs):
+    """torchinfo's summary of a copy in eval mode, on zeros. On the model itself, its forward
+    pass would move it to the CPU and update its BatchNorm statistics; and its default random
+    input draws from torch's global generator, racing with models built in other threads
+    (search run --jobs), whose initial weights would then depend on timing."""
+    return summary(copy.deepcopy(model), input_data=torch.zeros(input_size), device="cpu",
+                   mode="eval", **kwargs)
+
+
 def profile(model: nn.Module) -> dict:
     """torchinfo's parameter and multiply-add counts for one 28x28 image, plus receptive field."""
-    stats = summary(model, input_size=(1, 1, INPUT_SIZE, INPUT_SIZE), verbose=0,
-                    device="cpu")
+    stats = inspect(model, (1, 1, INPUT_SIZE, INPUT_SIZE), verbose=0)
     return {"params": stats.total_params, "macs": stats.total_mult_adds,
             "receptive_field": receptive_field(model)}
 
@@ -72,6 +82,6 @@ def print_summary(name: str) -> None:
     """torchinfo's per-layer table for one model (name or architecture string)."""
     model = create_model(name)
     print(f"{name}: {model.arch}")
-    print(summary(model, input_size=(1, 1, INPUT_SIZE, INPUT_SIZE), device="cpu", depth=4,
+    print(inspect(model, (1, 1, INPUT_SIZE, INPUT_SIZE), depth=4,
                   col_names=("input_size", "output_size", "num_params", "mult_adds"),
                   verbose=0))

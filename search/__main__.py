@@ -11,12 +11,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import os
-import signal
 import sys
-import threading
 from pathlib import Path
 
 import optuna
@@ -25,7 +21,7 @@ from rich.console import Console
 
 from benchmarks.config import Config, add_config_args, config_from_args
 from benchmarks.fast import fast_settings, threads_while
-from benchmarks.runs import run_command
+from benchmarks.runs import parse_jobs, resolve_jobs, run_command, stop_on_ctrl_c
 from benchmarks.train import DivergedError, device_name
 from models import BUDGET, UserError
 
@@ -138,6 +134,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="confirm these trial numbers instead of the top K (e.g. the smallest "
                         "model that reached the target on validation)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1], metavar="S", help="default: 1")
+    p.add_argument("--jobs", default="1", metavar="N",
+                   help="train N runs side by side in threads, each on one CPU core; 'auto': "
+                        "one per usable core on CPU, 1 on a GPU (default 1)")
     add_config_args(p, skip=_skip(CONFIRM_FIELDS))
     p.set_defaults(func=run_confirm)
 
@@ -202,7 +201,10 @@ def run(args: argparse.Namespace) -> int:
                         f"{', '.join(space.SPACES)}")
     for name in ("n_trials", "max_trials", "timeout", "heartbeat", "budget"):
         _positive(name.replace("_", "-"), getattr(args, name))
-    jobs = check_jobs(args.jobs, args.parallel)
+    jobs = parse_jobs(args.jobs)
+    if (jobs or 1) > 1 and args.parallel > 1:
+        raise UserError("invalid option: --jobs (trials side by side, for CPU) and --parallel "
+                        "(trials in one vmapped step, for a GPU) do not combine; pick one")
     if args.budget > BUDGET:
         raise UserError(f"invalid option: --budget {args.budget:,} is over the zoo's budget of "
                         f"{BUDGET:,}; it can only tighten it")
@@ -236,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
     if base.threads:
         torch.set_num_threads(base.threads)
     objective = Objective(base, args.objective, budget=args.budget)
-    jobs = resolve_jobs(jobs, args.parallel, objective.device)
+    jobs = resolve_jobs(jobs, objective.device) if args.parallel == 1 else 1
     reporter = Reporter(study, n_trials=args.n_trials, max_trials=max_trials,
                         timeout=args.timeout, live=not args.no_live, console=console, jobs=jobs)
     objective.reporter = reporter
@@ -264,46 +266,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_jobs(value: str, parallel: int) -> int | None:
-    """--jobs as a number, or None for 'auto'; checked before any study is opened."""
-    try:
-        jobs = None if value == "auto" else int(value)
-    except ValueError:
-        jobs = 0
-    if jobs is not None and jobs < 1:
-        raise UserError(f"invalid option: --jobs must be a positive number or auto (got {value})")
-    if (jobs or 1) > 1 and parallel > 1:
-        raise UserError("invalid option: --jobs (trials side by side, for CPU) and --parallel "
-                        "(trials in one vmapped step, for a GPU) do not combine; pick one")
-    return jobs
-
-
-def resolve_jobs(jobs: int | None, parallel: int, device: torch.device) -> int:
-    """'auto' (None): one trial per usable core on CPU; one on a GPU, or with --parallel."""
-    if jobs is None:
-        return len(os.sched_getaffinity(0)) if device.type == "cpu" and parallel == 1 else 1
-    return jobs
-
-
-@contextlib.contextmanager
-def stop_on_ctrl_c(event: threading.Event | None):
-    """With trials in threads, Ctrl-C also sets `event`, so each running trial stops at its next
-    epoch instead of Optuna waiting for all of them to finish."""
-    if event is None or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        event.set()
-        raise KeyboardInterrupt
-
-    before = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, before)
-
-
 def _requeue(study: optuna.Study, number: int | None, console: Console) -> None:
     """After Ctrl-C: fail the interrupted trial and queue its parameters for the next run."""
     note = ""
@@ -321,10 +283,11 @@ def _requeue(study: optuna.Study, number: int | None, console: Console) -> None:
 
 def run_confirm(args: argparse.Namespace) -> int:
     _positive("top", args.top)
+    parse_jobs(args.jobs)
     overrides = {f: getattr(args, f) for f in CONFIRM_FIELDS if getattr(args, f) is not None}
     Config(**overrides)  # check the options before any training
     study = load_study(open_storage(args.storage, create=False), args.study)
-    confirm(study, args.top, args.seeds, overrides, numbers=args.trials)
+    confirm(study, args.top, args.seeds, overrides, numbers=args.trials, jobs=args.jobs)
     return 0
 
 

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.config import Config, task_config
+from benchmarks.runs import parse_jobs, resolve_jobs, side_by_side, stop_hook
 from benchmarks.tasks import get_task
 from benchmarks.train import resolve_device
 from models import OverBudgetError, UserError, arch_of, list_models, recipe_of
@@ -72,28 +73,36 @@ def chosen(study: optuna.Study, numbers: list[int]) -> list[optuna.trial.FrozenT
 
 
 def confirm(study: optuna.Study, top: int, seeds: list[int], overrides: dict,
-            console: Console | None = None, numbers: list[int] | None = None) -> list[dict]:
+            console: Console | None = None, numbers: list[int] | None = None,
+            jobs: str = "1") -> list[dict]:
     """Re-train the top trials (or the trials numbered `numbers`) on the full training set
-    per seed; append rows to runs.csv."""
+    per seed, `jobs` runs at a time; append rows to runs.csv."""
     console = console or Console(highlight=False)
+    n_jobs = parse_jobs(jobs)
     trials = chosen(study, numbers) if numbers else pick(study, top)
     if not trials:
         raise UserError(f"study {study.study_name!r} has no completed trial to confirm")
     task = get_task(_settings(study)["task"])
-    base = dataclasses.replace(task_config(_settings(study)["task"]), val_split=0,
-                               progress=console.is_terminal, **overrides)
-    data = task.load_data(base, resolve_device(base.device))  # full train set and the test set
+    base = dataclasses.replace(task_config(_settings(study)["task"]), val_split=0, **overrides)
+    device = resolve_device(base.device)
+    n_jobs = resolve_jobs(n_jobs, device)
+    # One progress bar at a time: rich shows a single live display per console.
+    base = dataclasses.replace(base, progress=console.is_terminal and n_jobs == 1)
+    data = task.load_data(base, device)  # full train set and the test set
     console.print(f"confirming {len(trials)} trial(s) of {study.study_name} with seeds {seeds}: "
                   f"{len(data.train):,} training images, {len(data.test):,} test images, "
-                  f"{base.epochs} epochs")
-    rows = []
-    for t in trials:
-        for seed in seeds:
-            cfg = dataclasses.replace(base, **replay(t.params, base.task), seed=seed)
-            row = task.run_one(cfg, data, source=f"search confirm {study.study_name}:{t.number}")
-            console.print(f"trial {t.number} seed {seed}: test {row['final_test_acc']:.2f}%  "
-                          f"{row['params']:,} params  {row['seconds']:.0f} s  {row['arch']}")
-            rows.append({**row, "trial": t.number, "search_val_acc": t.values[0]})
+                  f"{base.epochs} epochs" + (f", {n_jobs} runs at a time" if n_jobs > 1 else ""))
+
+    def run(pair, stop) -> dict:
+        t, seed = pair
+        cfg = dataclasses.replace(base, **replay(t.params, base.task), seed=seed)
+        row = task.run_one(cfg, data, source=f"search confirm {study.study_name}:{t.number}",
+                           on_epoch=stop_hook(stop))
+        console.print(f"trial {t.number} seed {seed}: test {row['final_test_acc']:.2f}%  "
+                      f"{row['params']:,} params  {row['seconds']:.0f} s  {row['arch']}")
+        return {**row, "trial": t.number, "search_val_acc": t.values[0]}
+
+    rows = side_by_side(n_jobs, run, [(t, seed) for t in trials for seed in seeds])
     _print_table(rows, console)
     return rows
 

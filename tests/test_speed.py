@@ -114,15 +114,27 @@ def test_evaluate_leaves_training_usable(tiny):
     model(torch.zeros(2, 1, 28, 28)).sum().backward()
 
 
-def test_threads_while_is_shared_by_trainings_side_by_side():
-    before = torch.get_num_threads()
-    first, second = fast_mod.threads_while(1), fast_mod.threads_while(1)
-    first.__enter__()
-    second.__enter__()
-    first.__exit__(None, None, None)  # the first out must not hand the other its old count
-    assert torch.get_num_threads() == 1
-    second.__exit__(None, None, None)
-    assert torch.get_num_threads() == before
+def test_threads_while_sets_each_training_thread():
+    """OpenMP's thread count is per OS thread: a training in a worker thread (--jobs) must set
+    its own, or it runs with every core while another training holds one of them."""
+    import threading
+
+    seen, ready = {}, threading.Barrier(2)
+
+    def worker(name: str) -> None:
+        torch.ones(256, 256).sum()  # the thread's OpenMP settings now exist
+        ready.wait()
+        with fast_mod.threads_while(1):
+            ready.wait()  # both inside at once
+            seen[name] = torch.get_num_threads()
+            ready.wait()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == {"a": 1, "b": 1}
 
 
 def test_trainings_in_threads_match_the_same_trainings_one_by_one(tiny):
