@@ -63,11 +63,11 @@ def main(args: argparse.Namespace) -> int:
     data = load_data(base, device)
     console.print(f"[bold]{base.model}[/bold] on {device}: {len(data.train):,} training "
                   f"images, seeds {seeds}, {base.epochs} epochs"
-                  + (f", {jobs} seeds at a time" if jobs > 1 else ""))
+                  + (f", {jobs} seeds at a time" if jobs > 1 else ""), soft_wrap=True)
 
     def run(seed: int, stop) -> dict:
         row = run_one(dataclasses.replace(base, seed=seed), data, results=args.results,
-                      on_epoch=stop_hook(stop))
+                      on_epoch=stop_hook(stop, console if jobs > 1 else None, f"seed {seed}"))
         console.print(f"seed {seed}: final test accuracy {row['final_test_acc']:.2f}% "
                       f"(max {row['max_test_acc']:.2f}%), {row['params']:,} params, "
                       f"{row['seconds']:.0f} s, {row['images_per_second']:,.0f} img/s")

@@ -113,12 +113,16 @@ def stop_on_ctrl_c(event: threading.Event | None):
         signal.signal(signal.SIGINT, before)
 
 
-def stop_hook(stop: threading.Event, on_epoch=None):
-    """An on_epoch callback that ends the run (KeyboardInterrupt) once `stop` is set."""
+def stop_hook(stop: threading.Event, console: Console | None = None, label: str = ""):
+    """An on_epoch callback that ends the run (KeyboardInterrupt) once `stop` is set and, given
+    a console, prints a line per epoch (runs side by side have no progress bars)."""
     def hook(epoch: int, record: dict) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
-        if on_epoch is not None:
-            on_epoch(epoch, record)
+        if console is not None:
+            accs = "  ".join(f"{k[:-4]} {record[k]:.2f}%" for k in ("val_acc", "test_acc")
+                             if k in record)
+            console.print(f"  {label} epoch {epoch}  loss {record['train_loss']:.4f}  {accs}  "
+                          f"({record['seconds']:.0f} s)", highlight=False)
     return hook
 

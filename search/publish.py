@@ -91,13 +91,15 @@ def confirm(study: optuna.Study, top: int, seeds: list[int], overrides: dict,
     data = task.load_data(base, device)  # full train set and the test set
     console.print(f"confirming {len(trials)} trial(s) of {study.study_name} with seeds {seeds}: "
                   f"{len(data.train):,} training images, {len(data.test):,} test images, "
-                  f"{base.epochs} epochs" + (f", {n_jobs} runs at a time" if n_jobs > 1 else ""))
+                  f"{base.epochs} epochs" + (f", {n_jobs} runs at a time" if n_jobs > 1 else ""),
+                  soft_wrap=True)
 
     def run(pair, stop) -> dict:
         t, seed = pair
         cfg = dataclasses.replace(base, **replay(t.params, base.task), seed=seed)
         row = task.run_one(cfg, data, source=f"search confirm {study.study_name}:{t.number}",
-                           on_epoch=stop_hook(stop))
+                           on_epoch=stop_hook(stop, console if n_jobs > 1 else None,
+                                              f"trial {t.number} seed {seed}"))
         console.print(f"trial {t.number} seed {seed}: test {row['final_test_acc']:.2f}%  "
                       f"{row['params']:,} params  {row['seconds']:.0f} s  {row['arch']}")
         return {**row, "trial": t.number, "search_val_acc": t.values[0]}

@@ -38,7 +38,7 @@ def test_smoke_run_writes_one_row_per_seed(mnist_root, results_dir):
     assert json.loads(row.config)["train_subset"] == 2000
 
 
-def test_seeds_side_by_side_match_seeds_one_by_one(mnist_root, results_dir):
+def test_seeds_side_by_side_match_seeds_one_by_one(mnist_root, results_dir, capsys):
     """--jobs 2 trains the seeds in two threads: the same rows as one after another."""
     rows = {}
     for jobs in ("1", "2"):
@@ -46,6 +46,8 @@ def test_seeds_side_by_side_match_seeds_one_by_one(mnist_root, results_dir):
         assert run_cli("--model", "plain_7k", "--seeds", "1", "2", "--jobs", jobs,
                        "--data-root", str(mnist_root), "--results", str(runs), *SMOKE) == 0
         rows[jobs] = pd.read_csv(runs).sort_values("seed")
+    out = capsys.readouterr().out
+    assert "2 seeds at a time" in out and "seed 2 epoch 2" in out  # a line per epoch instead
     for column in ("seed", "final_test_acc", "test_acc_per_epoch", "train_loss_per_epoch"):
         assert list(rows["1"][column]) == list(rows["2"][column])
     assert run_cli("--jobs", "0", "--data-root", str(mnist_root), *SMOKE) == 2
