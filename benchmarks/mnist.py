@@ -14,7 +14,14 @@ from models.report import profile
 
 from .config import Config, add_config_args, config_from_args
 from .data import Data, load_mnist
-from .runs import parse_jobs, resolve_jobs, side_by_side, stop_hook, train_and_record
+from .runs import (
+    add_jobs_arg,
+    parse_jobs,
+    resolve_jobs,
+    side_by_side,
+    stop_hook,
+    train_and_record,
+)
 from .train import resolve_device, seeded
 
 
@@ -42,9 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Train a zoo member (or architecture string) on MNIST for "
                                    "each seed; append a row per seed to results/runs.csv.")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 1")
-    p.add_argument("--jobs", default="1", metavar="N",
-                   help="train N seeds side by side in threads, each on one CPU core; 'auto': "
-                        "one per usable core on CPU, 1 on a GPU (default 1)")
+    add_jobs_arg(p, "seeds")
     p.add_argument("--results", type=Path, default=None,
                    help="runs CSV to append to (default: results/runs.csv or $NAS_RESULTS)")
     add_config_args(p, skip=("task", "seed"))

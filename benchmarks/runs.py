@@ -63,9 +63,16 @@ def run_command(func: Callable[[], int],
 
 
 # ----------------------------------------------------------------------------------------------
-# Runs side by side (--jobs): one CPU core each, in threads. Tiny models use one core badly
-# (python -m benchmarks speed measured ~1.1x from a second thread inside one run), so two runs
-# at once get far more from two cores than one run with two threads.
+# Runs side by side (--jobs): one CPU core each, in threads. A second thread inside one run of a
+# tiny model measured 1.1-1.4x (python -m benchmarks speed), two runs at once ~1.8x, and the
+# runs never stall each other's OpenMP threads on a shared machine.
+
+def add_jobs_arg(p, what: str, note: str = "") -> None:
+    """The --jobs option, alike for every command that trains several runs."""
+    p.add_argument("--jobs", default="1", metavar="N",
+                   help=f"train N {what} side by side in threads, each on one CPU core; 'auto': "
+                        f"one per usable core on CPU, 1 on a GPU (default 1{note})")
+
 
 def parse_jobs(value: str) -> int | None:
     """--jobs as a positive number, or None for 'auto'."""

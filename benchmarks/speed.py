@@ -23,7 +23,6 @@ import math
 import os
 import statistics
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +40,7 @@ from . import results as results_mod
 from .config import Config, add_config_args, config_from_args
 from .data import MEAN, STD, Data, Split, load_mnist, mnist_root, verify_mnist
 from .fast import fast_settings, threads_while
+from .runs import side_by_side
 from .train import device_name, resolve_device, train
 
 # ----------------------------------------------------------------------------------------------
@@ -177,8 +177,7 @@ def parallel_contenders(cfg, split: Split, k: int, device: torch.device) -> list
         data = _first(split, n, cfg)
         pairs = list(zip(models(), cfgs))
         t0 = time.perf_counter()
-        with ThreadPoolExecutor(k) as pool:
-            list(pool.map(lambda pair: train(*pair, data), pairs))
+        side_by_side(k, lambda pair, stop: train(*pair, data), pairs)
         return k * len(data.train) / (time.perf_counter() - t0)
 
     def vmapped(n: int) -> float:
@@ -225,10 +224,6 @@ def ablations(names, cfg: Config, device: torch.device, split: Split) -> list[Co
             for label, over, patch in out]
 
 
-def parallel_k(contenders: list[Contender]) -> int:
-    return next(int(c.name.split("k=")[1]) for c in contenders if "k=" in c.name)
-
-
 def trials_per_hour(images_per_second: float) -> float:
     return round(3600 * images_per_second / (TRIAL_EPOCHS * TRIAL_IMAGES), 1)
 
@@ -267,10 +262,12 @@ def measure(cfg: Config, steps: int, rounds: int, ablate=(), parallel: int = 1,
             f"{c.name} {c.runs[-1]:,.0f}" for c in contenders) + " img/s; load "
             f"{load['rounds'][-1][0]:.1f}", highlight=False)
     load["end"] = os.getloadavg()
-    return _report(cfg, device, steps, rounds, contenders, load, fast, default_threads)
+    return _report(cfg, device, steps, rounds, contenders, load, fast, default_threads,
+                   parallel)
 
 
-def _report(cfg, device, steps, rounds, contenders, load, fast, default_threads) -> dict:
+def _report(cfg, device, steps, rounds, contenders, load, fast, default_threads,
+            parallel: int = 1) -> dict:
     stats = profile(create_model(cfg.model))
     flops_per_image = stats["macs"] * 2 * 3  # 2 FLOPs per MAC; backward ~ 2x forward
     by = {c.name: c for c in contenders}
@@ -309,7 +306,7 @@ def _report(cfg, device, steps, rounds, contenders, load, fast, default_threads)
     }
     if "sequential" in by:  # --parallel K: trials per hour, one at a time vs K at once
         seq = by["sequential"].median()
-        report["parallel"] = {"k": parallel_k(contenders), "sequential_images_per_second": seq,
+        report["parallel"] = {"k": parallel, "sequential_images_per_second": seq,
                               "trials_per_hour_k1": trials_per_hour(seq)}
         for c in contenders:
             if c.name.startswith(("jobs", "parallel")):

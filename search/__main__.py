@@ -21,7 +21,7 @@ from rich.console import Console
 
 from benchmarks.config import Config, add_config_args, config_from_args
 from benchmarks.fast import fast_settings, threads_while
-from benchmarks.runs import parse_jobs, resolve_jobs, run_command, stop_on_ctrl_c
+from benchmarks.runs import add_jobs_arg, parse_jobs, resolve_jobs, run_command, stop_on_ctrl_c
 from benchmarks.train import DivergedError, device_name
 from models import BUDGET, UserError
 
@@ -111,11 +111,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parallel", type=int, default=1, metavar="K",
                    help="train K trials of one architecture at once, for a GPU (default 1: "
                         "one at a time, faster on CPU; see search/parallel.py)")
-    p.add_argument("--jobs", default="1", metavar="N",
-                   help="train N trials side by side in threads, each on one CPU core "
-                        "(Optuna's n_jobs); 'auto': one per usable core on CPU, 1 on a GPU "
-                        "(default 1; `make search` uses auto). With N > 1, --n-trials may be "
-                        "passed by the trials still running when it is reached")
+    add_jobs_arg(p, "trials", "; `make search` uses auto; Optuna's n_jobs. With N > 1, "
+                 "--n-trials may be passed by the trials still running when it is reached")
     p.add_argument("--val-split", type=int, default=None, metavar="N",
                    help="images held out of the training set to select on (default: 10000 "
                         "for mnist); the test set is never loaded")
@@ -134,9 +131,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="confirm these trial numbers instead of the top K (e.g. the smallest "
                         "model that reached the target on validation)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1], metavar="S", help="default: 1")
-    p.add_argument("--jobs", default="1", metavar="N",
-                   help="train N runs side by side in threads, each on one CPU core; 'auto': "
-                        "one per usable core on CPU, 1 on a GPU (default 1)")
+    add_jobs_arg(p, "runs")
     add_config_args(p, skip=_skip(CONFIRM_FIELDS))
     p.set_defaults(func=run_confirm)
 
@@ -283,11 +278,11 @@ def _requeue(study: optuna.Study, number: int | None, console: Console) -> None:
 
 def run_confirm(args: argparse.Namespace) -> int:
     _positive("top", args.top)
-    parse_jobs(args.jobs)
+    jobs = parse_jobs(args.jobs)
     overrides = {f: getattr(args, f) for f in CONFIRM_FIELDS if getattr(args, f) is not None}
     Config(**overrides)  # check the options before any training
     study = load_study(open_storage(args.storage, create=False), args.study)
-    confirm(study, args.top, args.seeds, overrides, numbers=args.trials, jobs=args.jobs)
+    confirm(study, args.top, args.seeds, overrides, numbers=args.trials, jobs=jobs)
     return 0
 
 

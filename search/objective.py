@@ -16,6 +16,7 @@ import optuna
 from torch import nn
 
 from benchmarks.config import Config
+from benchmarks.runs import stop_hook
 from benchmarks.tasks import get_task
 from benchmarks.train import DivergedError, device_name, resolve_device, seeded
 from models import ArchError, Net, OverBudgetError, UserError, build, count_params
@@ -101,10 +102,10 @@ class Objective:
             self.reporter.trial_started(trial.number, trial.user_attrs["arch"], params,
                                         cfg.epochs)
         curve: list[float] = []
+        check_stop = stop_hook(self.stop)  # Ctrl-C reaches trials in other threads this way
 
         def on_epoch(epoch: int, record: dict) -> None:
-            if self.stop.is_set():
-                raise KeyboardInterrupt
+            check_stop(epoch, record)
             curve.append(record["val_acc"])
             trial.set_user_attr("val_acc_per_epoch", curve)
             if self.reporter:

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.config import Config, task_config
-from benchmarks.runs import parse_jobs, resolve_jobs, side_by_side, stop_hook
+from benchmarks.runs import resolve_jobs, side_by_side, stop_hook
 from benchmarks.tasks import get_task
 from benchmarks.train import resolve_device
 from models import OverBudgetError, UserError, arch_of, list_models, recipe_of
@@ -74,18 +74,17 @@ def chosen(study: optuna.Study, numbers: list[int]) -> list[optuna.trial.FrozenT
 
 def confirm(study: optuna.Study, top: int, seeds: list[int], overrides: dict,
             console: Console | None = None, numbers: list[int] | None = None,
-            jobs: str = "1") -> list[dict]:
+            jobs: int | None = 1) -> list[dict]:
     """Re-train the top trials (or the trials numbered `numbers`) on the full training set
-    per seed, `jobs` runs at a time; append rows to runs.csv."""
+    per seed, `jobs` runs at a time (None: one per core on CPU); append rows to runs.csv."""
     console = console or Console(highlight=False)
-    n_jobs = parse_jobs(jobs)
     trials = chosen(study, numbers) if numbers else pick(study, top)
     if not trials:
         raise UserError(f"study {study.study_name!r} has no completed trial to confirm")
     task = get_task(_settings(study)["task"])
     base = dataclasses.replace(task_config(_settings(study)["task"]), val_split=0, **overrides)
     device = resolve_device(base.device)
-    n_jobs = resolve_jobs(n_jobs, device)
+    n_jobs = resolve_jobs(jobs, device)
     # One progress bar at a time: rich shows a single live display per console.
     base = dataclasses.replace(base, progress=console.is_terminal and n_jobs == 1)
     data = task.load_data(base, device)  # full train set and the test set
