@@ -1,7 +1,8 @@
 """The fast path's settings: Config's "auto" values resolved per device type to what measured
 fastest with `python -m benchmarks speed` (figures and machine: README, Performance).
 
-    CPU   1 thread, channels_last, bf16 autocast where the CPU has native bf16, packed dropout
+    CPU   1 thread for MNIST's tiny nets (every core for ResNet18), channels_last, bf16
+          autocast where the CPU has native bf16, packed dropout
     CUDA  channels_last, bf16 autocast, fused SGD
     both  no torch.compile unless asked (--compile on)
 """
@@ -15,10 +16,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-# One CPU thread by default. On the 2 shared cores this was measured on, two OpenMP threads
-# ran 5-10x slower than one whenever other jobs held the cores (their barriers spin and wait
-# on each other); pass --threads 2 for an otherwise idle machine.
+# One CPU thread by default for MNIST's tiny nets. On the 2 shared cores this was measured on,
+# two OpenMP threads ran 5-10x slower than one whenever other jobs held the cores (their
+# barriers spin and wait on each other, hundreds of times per step of sub-millisecond ops);
+# pass --threads 2 for an otherwise idle machine. ResNet18's convs on 224px images last
+# milliseconds: there two threads measured 1.4x one, so the transfer task keeps torch's
+# default (every core) unless trainings run side by side (search run --jobs).
 CPU_THREADS = 1
+CPU_THREADS_BY_TASK = {"mnist": CPU_THREADS}  # tasks not named: torch's default
 # Dropout masks from packed random bits on CPU (PackedDropout): ~1.1x the whole step.
 CPU_PACKED_DROPOUT = True
 
@@ -43,7 +48,7 @@ def fast_settings(cfg, device: torch.device) -> Fast:
         # Off unless asked: on CPU it measured 0.7x per step plus ~50 s to compile, and on a
         # GPU compiling each new architecture would cost more than a 20-epoch run of it.
         compile=on(cfg.compile, False),
-        threads=cfg.threads or (CPU_THREADS if cpu else None),
+        threads=cfg.threads or (CPU_THREADS_BY_TASK.get(cfg.task) if cpu else None),
         packed_dropout=cpu and CPU_PACKED_DROPOUT)
 
 

@@ -16,6 +16,7 @@ from .config import Config, add_config_args, config_from_args
 from .data import Data, load_mnist
 from .runs import (
     add_jobs_arg,
+    for_jobs,
     parse_jobs,
     resolve_jobs,
     side_by_side,
@@ -64,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
     create_model(base.model)  # unknown or over-budget models fail before any data is loaded
     device = resolve_device(base.device)
     jobs = min(resolve_jobs(jobs, device), len(seeds))
-    base = dataclasses.replace(base, progress=base.progress and jobs == 1)  # one live display
+    base = for_jobs(base, jobs)
     data = load_data(base, device)
     console.print(f"[bold]{base.model}[/bold] on {device}: {len(data.train):,} training "
                   f"images, seeds {seeds}, {base.epochs} epochs"

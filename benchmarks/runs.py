@@ -6,6 +6,7 @@ Every task's run_one() ends here, so MNIST and ants/bees rows and checkpoints st
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import threading
@@ -90,6 +91,13 @@ def resolve_jobs(jobs: int | None, device: torch.device) -> int:
     if jobs is None:
         return len(os.sched_getaffinity(0)) if device.type == "cpu" else 1
     return jobs
+
+
+def for_jobs(cfg, jobs: int):
+    """cfg for runs `jobs` at a time: progress bars only for a run alone (rich shows one live
+    display), and one CPU thread each unless --threads says otherwise."""
+    return dataclasses.replace(cfg, progress=cfg.progress and jobs == 1,
+                               threads=cfg.threads or (1 if jobs > 1 else 0))
 
 
 def side_by_side(jobs: int, run: Callable, items: Iterable) -> list:

@@ -21,8 +21,15 @@ from rich.console import Console
 
 from benchmarks.config import Config, add_config_args, config_from_args
 from benchmarks.fast import fast_settings, threads_while
-from benchmarks.runs import add_jobs_arg, parse_jobs, resolve_jobs, run_command, stop_on_ctrl_c
-from benchmarks.train import DivergedError, device_name
+from benchmarks.runs import (
+    add_jobs_arg,
+    for_jobs,
+    parse_jobs,
+    resolve_jobs,
+    run_command,
+    stop_on_ctrl_c,
+)
+from benchmarks.train import DivergedError, device_name, resolve_device
 from models import BUDGET, UserError
 
 from . import space
@@ -230,10 +237,11 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"study {name} already holds {study_trained(study)} trained trials "
                       f"(--max-trials {max_trials}); nothing to do. Raise --max-trials to go on.")
         return 0
+    jobs = resolve_jobs(jobs, resolve_device(base.device)) if args.parallel == 1 else 1
+    base = for_jobs(base, jobs)
     if base.threads:
         torch.set_num_threads(base.threads)
     objective = Objective(base, args.objective, budget=args.budget)
-    jobs = resolve_jobs(jobs, objective.device) if args.parallel == 1 else 1
     reporter = Reporter(study, n_trials=args.n_trials, max_trials=max_trials,
                         timeout=args.timeout, live=not args.no_live, console=console, jobs=jobs)
     objective.reporter = reporter

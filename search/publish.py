@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.config import Config, task_config
-from benchmarks.runs import resolve_jobs, side_by_side, stop_hook
+from benchmarks.runs import for_jobs, resolve_jobs, side_by_side, stop_hook
 from benchmarks.tasks import get_task
 from benchmarks.train import resolve_device
 from models import OverBudgetError, UserError, arch_of, list_models, recipe_of
@@ -85,8 +85,7 @@ def confirm(study: optuna.Study, top: int, seeds: list[int], overrides: dict,
     base = dataclasses.replace(task_config(_settings(study)["task"]), val_split=0, **overrides)
     device = resolve_device(base.device)
     n_jobs = resolve_jobs(jobs, device)
-    # One progress bar at a time: rich shows a single live display per console.
-    base = dataclasses.replace(base, progress=console.is_terminal and n_jobs == 1)
+    base = for_jobs(dataclasses.replace(base, progress=console.is_terminal), n_jobs)
     data = task.load_data(base, device)  # full train set and the test set
     console.print(f"confirming {len(trials)} trial(s) of {study.study_name} with seeds {seeds}: "
                   f"{len(data.train):,} training images, {len(data.test):,} test images, "

@@ -14,6 +14,7 @@ from benchmarks.__main__ import main as bench_main
 from benchmarks.config import Config
 from benchmarks.data import load_mnist
 from benchmarks.fast import PackedDropout, fast_settings
+from benchmarks.runs import for_jobs
 from benchmarks.train import evaluate, seeded, train
 from models import UserError, create_model
 
@@ -61,6 +62,19 @@ def test_auto_settings_per_device():
     off = fast_settings(Config(channels_last="off", amp="off", threads=2), torch.device("cpu"))
     assert not off.channels_last and off.amp is None and off.threads == 2
     assert fast_settings(Config(amp="bf16"), torch.device("cpu")).amp == torch.bfloat16
+    # ResNet18's millisecond convs use every core (torch's default) unless --threads says so
+    ants = Config(task="hymenoptera", model="resnet18")
+    assert fast_settings(ants, torch.device("cpu")).threads is None
+    assert fast_settings(dataclasses.replace(ants, threads=1), torch.device("cpu")).threads == 1
+
+
+def test_runs_side_by_side_get_one_thread_each_unless_told():
+    ants = Config(task="hymenoptera", model="resnet18", progress=True)
+    alone, two = for_jobs(ants, 1), for_jobs(ants, 2)
+    assert (alone.threads, alone.progress) == (0, True)
+    assert (two.threads, two.progress) == (1, False)
+    assert fast_settings(two, torch.device("cpu")).threads == 1
+    assert for_jobs(dataclasses.replace(ants, threads=2), 2).threads == 2
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
