@@ -171,7 +171,7 @@ def profile(model: nn.Module, image_size: int) -> dict:
 def run_one(cfg: Config, data: Data, *, results: Path | None = None,
             source: str = "benchmarks hymenoptera", on_epoch=None, model=None) -> dict:
     """Train one seed and append its row (params: all of ResNet18's, trainable or not)."""
-    with seeded(cfg.seed):  # dropout on CUDA still draws from the global generator
+    with seeded(cfg.seed):  # the new head's initial weights (and all of them with --weights none)
         model = model if model is not None else make_model(cfg, data.train.num_classes)
     stats = profile(model, cfg.image_size)
     row = train_and_record(cfg, data, model, family="resnet18", params=stats["params"],

@@ -14,7 +14,7 @@ from benchmarks.__main__ import main as bench_main
 from benchmarks.config import Config
 from benchmarks.data import load_mnist
 from benchmarks.fast import PackedDropout, fast_settings
-from benchmarks.runs import for_jobs
+from benchmarks.runs import for_jobs, side_by_side
 from benchmarks.train import evaluate, seeded, train
 from models import UserError, create_model
 
@@ -154,8 +154,6 @@ def test_threads_while_sets_each_training_thread():
 def test_trainings_in_threads_match_the_same_trainings_one_by_one(tiny):
     """Each training draws from its own generators (dropout included), so two running side by
     side in threads (search run --jobs) end with exactly the weights each gets alone."""
-    from concurrent.futures import ThreadPoolExecutor
-
     cfg, data = tiny
     cfgs = [dataclasses.replace(cfg, model="plain_7k", seed=s, test_subset=0) for s in (1, 2)]
 
@@ -166,8 +164,7 @@ def test_trainings_in_threads_match_the_same_trainings_one_by_one(tiny):
         return model.state_dict()
 
     alone = [run(c) for c in cfgs]
-    with ThreadPoolExecutor(2) as pool:
-        together = list(pool.map(run, cfgs))
+    together = side_by_side(2, lambda c, stop: run(c), cfgs)  # as --jobs 2 runs them
     for a, b in zip(alone, together):
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(alone[0]["0.0.weight"], together[1]["0.0.weight"])
