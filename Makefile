@@ -53,7 +53,7 @@ dashboard: $(STAMP)
 # ./data), each fast-path choice switched off in turn, and K=2 trials at once vs one by one;
 # every figure goes to results/speed.json. A few minutes on 2 CPU cores. BENCH_ARGS adds options.
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks speed --ablate channels_last amp dropout threads --parallel 2 \
+	$(BIN)/python -m benchmarks speed --ablate channels_last amp dropout batchnorm threads --parallel 2 \
 		$(BENCH_ARGS)
 
 lint: $(STAMP)

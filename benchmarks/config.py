@@ -45,7 +45,7 @@ class Config:
     eval_batch_size: int = 2000  # evaluation needs no gradients, so bigger batches are free
     seed: int = 1
     device: str = "auto"  # auto picks cuda, then cpu
-    threads: int = 0  # CPU threads in training (0: auto, 1 for MNIST, all for ResNet18; fast.py)
+    threads: int = 0  # CPU threads in training (0: every core; 1 each with --jobs; fast.py)
     # Speed (issue 5): "auto" is what measured fastest on the device type (benchmarks speed).
     channels_last: str = "auto"  # auto | on | off: NHWC activations (auto: on, CPU and CUDA)
     compile: str = "auto"  # auto | on | off: torch.compile the model (auto: off, see fast.py)

@@ -1,8 +1,8 @@
 """The fast path's settings: Config's "auto" values resolved per device type to what measured
 fastest with `python -m benchmarks speed` (figures and machine: README, Performance).
 
-    CPU   1 thread for MNIST's tiny nets (every core for ResNet18), channels_last, bf16
-          autocast where the CPU has native bf16, packed dropout
+    CPU   every core (one each with --jobs), channels_last, bf16 autocast where the CPU has
+          native bf16, packed dropout, wide-row batch norm for narrow layers
     CUDA  channels_last, bf16 autocast, fused SGD
     both  no torch.compile unless asked (--compile on)
 """
@@ -16,16 +16,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-# One CPU thread by default for MNIST's tiny nets. On the 2 shared cores this was measured on,
-# two OpenMP threads ran 5-10x slower than one whenever other jobs held the cores (their
-# barriers spin and wait on each other, hundreds of times per step of sub-millisecond ops);
-# pass --threads 2 for an otherwise idle machine. ResNet18's convs on 224px images last
-# milliseconds: there two threads measured 1.4x one, so the transfer task keeps torch's
-# default (every core) unless trainings run side by side (search run --jobs).
-CPU_THREADS = 1
-CPU_THREADS_BY_TASK = {"mnist": CPU_THREADS}  # tasks not named: torch's default
+from .batchnorm import ChannelsLastBatchNorm2d
+
+# Every core for one training (torch's default), one per training when trainings run side by
+# side (search run --jobs; benchmarks.runs.for_jobs). On the 2-core VM of README's Performance a
+# lone resnet_8k training measured 1.1-1.5x faster with two threads than with one. On a machine
+# whose cores other jobs hold, OpenMP's threads stall each other: pass --threads 1 there.
 # Dropout masks from packed random bits on CPU (PackedDropout): ~1.1x the whole step.
 CPU_PACKED_DROPOUT = True
+# Batch norm of narrow NHWC layers read as wide rows on CPU (benchmarks/batchnorm.py).
+CPU_FAST_BATCHNORM = True
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class Fast:
     compile: bool  # torch.compile the training forward pass
     threads: int | None  # torch CPU threads while training (None: leave torch's setting)
     packed_dropout: bool  # nn.Dropout runs as PackedDropout while training
+    fast_batchnorm: bool  # nn.BatchNorm2d runs as ChannelsLastBatchNorm2d while training
 
 
 def fast_settings(cfg, device: torch.device) -> Fast:
@@ -48,8 +49,9 @@ def fast_settings(cfg, device: torch.device) -> Fast:
         # Off unless asked: on CPU it measured 0.7x per step plus ~50 s to compile, and on a
         # GPU compiling each new architecture would cost more than a 20-epoch run of it.
         compile=on(cfg.compile, False),
-        threads=cfg.threads or (CPU_THREADS_BY_TASK.get(cfg.task) if cpu else None),
-        packed_dropout=cpu and CPU_PACKED_DROPOUT)
+        threads=cfg.threads or None,  # None: torch's own setting (every core)
+        packed_dropout=cpu and CPU_PACKED_DROPOUT,
+        fast_batchnorm=cpu and CPU_FAST_BATCHNORM)
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -113,21 +115,27 @@ def _layout(x: torch.Tensor):
 
 @contextlib.contextmanager
 def fast_model(model: nn.Module, fast: Fast, seed: int = 0):
-    """Put the model in the fast layout (and dropout) for training; give it back as it was."""
-    swapped = [m for m in model.modules() if type(m) is nn.Dropout] if fast.packed_dropout else []
+    """Put the model in the fast layout (dropout, batch norm) for training; give it back as it
+    was. The swapped classes only change how training computes, never the state dict."""
+    swaps = {nn.Dropout: PackedDropout if fast.packed_dropout else None,
+             nn.BatchNorm2d: ChannelsLastBatchNorm2d if fast.fast_batchnorm else None}
+    swapped = [m for m in model.modules() if swaps.get(type(m))]
+    dropouts = [m for m in swapped if type(m) is nn.Dropout]
     # Its own stream, not the shuffling one's (train() seeds that with the same seed).
-    generator = torch.Generator().manual_seed(seed ^ 0x5DEECE66D) if swapped else None
+    generator = torch.Generator().manual_seed(seed ^ 0x5DEECE66D) if dropouts else None
     try:
         with threads_while(fast.threads):
-            for m in swapped:
-                m.__class__ = PackedDropout
+            for m in dropouts:
                 m.generator = generator
+            for m in swapped:
+                m.__class__ = swaps[type(m)]
             if fast.channels_last:
                 model.to(memory_format=torch.channels_last)
             yield
     finally:
         for m in swapped:
-            m.__class__ = nn.Dropout
+            m.__class__ = m.__class__.__base__  # nn.Dropout, nn.BatchNorm2d
+        for m in dropouts:
             del m.generator
         model.to(memory_format=torch.contiguous_format)  # what checkpoints and callers expect
 

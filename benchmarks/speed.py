@@ -53,7 +53,7 @@ ROUNDS = 3  # alternating repeats; medians reported
 LOG_INTERVAL = 10  # the example's --log-interval: loss.item() every 10 batches
 TRIAL_EPOCHS, TRIAL_IMAGES = 20, 50_000  # a search trial: 20 epochs, 10k of 60k held for val
 # Ablations: the harness with one technique switched away from its default.
-ABLATIONS = ("channels_last", "dropout", "threads", "amp", "compile")
+ABLATIONS = ("channels_last", "dropout", "batchnorm", "threads", "amp", "compile")
 
 
 def peak_gflops(device: torch.device, dtype: torch.dtype = torch.float32,
@@ -212,6 +212,10 @@ def ablations(names, cfg: Config, device: torch.device, split: Split) -> list[Co
                         {"channels_last": "off" if fast.channels_last else "on"}, None))
         elif name == "dropout" and fast.packed_dropout:
             out.append(("packed dropout off", {}, {"CPU_PACKED_DROPOUT": False}))
+        elif name == "batchnorm" and fast.fast_batchnorm:
+            out.append(("wide-row batch norm off", {}, {"CPU_FAST_BATCHNORM": False}))
+        elif name == "threads" and (fast.threads or default_threads) > 1:
+            out.append(("threads 1", {"threads": 1}, None))
         elif name == "threads" and fast.threads and fast.threads != default_threads:
             out.append((f"threads {default_threads}", {"threads": default_threads}, None))
         elif name == "amp":
@@ -288,6 +292,7 @@ def _report(cfg, device, steps, rounds, contenders, load, fast, default_threads,
         "harness_settings": {"channels_last": fast.channels_last,
                              "amp": str(fast.amp).removeprefix("torch.") if fast.amp else "off",
                              "compile": fast.compile, "packed_dropout": fast.packed_dropout,
+                             "fast_batchnorm": fast.fast_batchnorm,
                              "augment": {"rotate": cfg.rotate, "translate": cfg.translate}},
         "baseline": entry(by["baseline"]),
         "harness": {**entry(by["harness"]),

@@ -58,7 +58,8 @@ def test_config_checks_the_fast_path_switches():
 
 def test_auto_settings_per_device():
     cpu = fast_settings(Config(), torch.device("cpu"))
-    assert cpu.channels_last and not cpu.compile and cpu.threads == fast_mod.CPU_THREADS
+    assert cpu.channels_last and not cpu.compile and cpu.threads is None  # every core
+    assert cpu.packed_dropout and cpu.fast_batchnorm
     off = fast_settings(Config(channels_last="off", amp="off", threads=2), torch.device("cpu"))
     assert not off.channels_last and off.amp is None and off.threads == 2
     assert fast_settings(Config(amp="bf16"), torch.device("cpu")).amp == torch.bfloat16
@@ -102,8 +103,10 @@ def test_train_leaves_model_threads_and_dropout_as_they_were(tiny):
     result = train(model, dataclasses.replace(cfg, model="plain_7k"), data)
     assert torch.get_num_threads() == threads
     assert all(type(m) is nn.Dropout for m in model.modules() if isinstance(m, nn.Dropout))
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and all(type(m) is nn.BatchNorm2d for m in bns)
     assert all(p.is_contiguous() for p in model.parameters())
-    assert result["device_name"].endswith(f"{fast_mod.CPU_THREADS} threads")
+    assert result["device_name"].endswith(f"{threads} threads")
 
 
 @pytest.mark.parametrize("overrides", [{}, {"channels_last": "off", "amp": "off"}])
