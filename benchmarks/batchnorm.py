@@ -8,11 +8,11 @@ reduction and every elementwise pass runs over full vectors: per-column sums, fo
 On the reference model (resnet_8k, batch 128, bf16, 2 threads) whole training steps measured
 1.05-1.3x faster, about even with one thread (`python -m benchmarks speed --ablate batchnorm`).
 
-Same results as nn.BatchNorm2d up to rounding (tests/test_speed.py checks forward, backward and
-running statistics against it): statistics and the sums of backward are accumulated in fp32;
-the per-channel coefficients are applied in the activation's dtype, whose rounding (bf16 under
-autocast) is no larger than that of the activations themselves. Evaluation, other layouts and
-devices, and momentum=None use torch's kernel.
+Same results as nn.BatchNorm2d up to rounding (tests/test_batchnorm.py checks forward, backward
+and running statistics against it): squares and products are rounded to the activation's dtype
+and summed in fp32; the per-channel coefficients are applied in the activation's dtype, whose
+rounding (bf16 under autocast) is no larger than that of the activations themselves.
+Evaluation, other layouts, devices and dtypes, wide layers and momentum=None use torch's kernel.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class _NHWCBatchNorm(torch.autograd.Function):
         s1 = _per_channel(xr.sum(0, dtype=torch.float32), k)
         s2 = _per_channel((xr * xr).sum(0, dtype=torch.float32), k)
         mean = s1 / m
-        var = (s2 / m - mean * mean).clamp_(min=0)  # fp32 sums: no cancellation at these scales
+        var = (s2 / m - mean * mean).clamp_(min=0)  # one pass, in fp32
         invstd = (var + eps).rsqrt()
         scale = weight.float() * invstd
         shift = bias.float() - mean * scale
