@@ -210,8 +210,8 @@ def ablations(names, cfg: Config, device: torch.device, split: Split) -> list[Co
         if name == "channels_last":
             out.append(("channels_last " + ("off" if fast.channels_last else "on"),
                         {"channels_last": "off" if fast.channels_last else "on"}, None))
-        elif name == "dropout" and fast.packed_dropout:
-            out.append(("packed dropout off", {}, {"CPU_PACKED_DROPOUT": False}))
+        elif name == "dropout" and fast.geometric_dropout:
+            out.append(("geometric dropout off", {}, {"CPU_GEOMETRIC_DROPOUT": False}))
         elif name == "batchnorm" and fast.fast_batchnorm:
             out.append(("wide-row batch norm off", {}, {"CPU_FAST_BATCHNORM": False}))
         elif name == "threads" and (fast.threads or default_threads) > 1:
@@ -291,7 +291,7 @@ def _report(cfg, device, steps, rounds, contenders, load, fast, default_threads,
         "threads": {"baseline": default_threads, "harness": fast.threads or default_threads},
         "harness_settings": {"channels_last": fast.channels_last,
                              "amp": str(fast.amp).removeprefix("torch.") if fast.amp else "off",
-                             "compile": fast.compile, "packed_dropout": fast.packed_dropout,
+                             "compile": fast.compile, "geometric_dropout": fast.geometric_dropout,
                              "fast_batchnorm": fast.fast_batchnorm,
                              "augment": {"rotate": cfg.rotate, "translate": cfg.translate}},
         "baseline": entry(by["baseline"]),

@@ -13,7 +13,7 @@ from benchmarks import fast as fast_mod
 from benchmarks.__main__ import main as bench_main
 from benchmarks.config import Config
 from benchmarks.data import load_mnist
-from benchmarks.fast import PackedDropout, fast_settings
+from benchmarks.fast import GeometricDropout, fast_settings, geometric_mask
 from benchmarks.runs import for_jobs, side_by_side
 from benchmarks.train import evaluate, seeded, train
 from models import UserError, create_model
@@ -59,7 +59,7 @@ def test_config_checks_the_fast_path_switches():
 def test_auto_settings_per_device():
     cpu = fast_settings(Config(), torch.device("cpu"))
     assert cpu.channels_last and not cpu.compile and cpu.threads is None  # every core
-    assert cpu.packed_dropout and cpu.fast_batchnorm
+    assert cpu.geometric_dropout and cpu.fast_batchnorm
     off = fast_settings(Config(channels_last="off", amp="off", threads=2), torch.device("cpu"))
     assert not off.channels_last and off.amp is None and off.threads == 2
     assert fast_settings(Config(amp="bf16"), torch.device("cpu")).amp == torch.bfloat16
@@ -79,12 +79,12 @@ def test_runs_side_by_side_get_one_thread_each_unless_told():
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_packed_dropout_keeps_p_layout_and_gradient(channels_last):
+def test_geometric_dropout_keeps_p_layout_and_gradient(channels_last):
     torch.manual_seed(0)
     x = torch.ones(64, 8, 12, 12, requires_grad=True)
     if channels_last:
         x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
-    drop = PackedDropout(0.25)
+    drop = GeometricDropout(0.25)
     y = drop(x)
     dropped = (y == 0).float().mean().item()
     assert abs(dropped - 0.25) < 0.01
@@ -94,6 +94,22 @@ def test_packed_dropout_keeps_p_layout_and_gradient(channels_last):
     assert torch.equal(x.grad, y.detach())  # d(x * mask)/dx = mask
     drop.eval()
     assert drop(x) is x
+
+
+@pytest.mark.parametrize("p", [0.05, 0.15, 0.6])
+def test_geometric_mask_is_iid_bernoulli(p):
+    """The oracle is the definition: each element dropped independently with probability p, so
+    the drop rate is p, and a drop is as likely right after a drop as anywhere (memoryless)."""
+    n = 2_000_000
+    mask = geometric_mask(n, p, torch.Generator().manual_seed(3), torch.float32)
+    scale = torch.tensor(1 / (1 - p)).item()  # in float32, as the mask holds it
+    assert mask.shape == (n,) and set(mask.unique().tolist()) == {0.0, scale}
+    drops = mask == 0
+    sd = (p * (1 - p) / n) ** 0.5
+    assert abs(drops.float().mean().item() - p) < 5 * sd
+    after_drop = drops[1:][drops[:-1]].float()  # P(drop | previous dropped) = p
+    assert abs(after_drop.mean().item() - p) < 5 * (p * (1 - p) / len(after_drop)) ** 0.5
+    assert drops[-1000:].any() and drops[:1000].any()  # both ends of the mask are covered
 
 
 def test_train_leaves_model_threads_and_dropout_as_they_were(tiny):
