@@ -42,9 +42,10 @@ def _wide(v: torch.Tensor, k: int, dtype: torch.dtype) -> torch.Tensor:
     return v.to(dtype).repeat(k)
 
 
-def _as_nchw(rows: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+def nhwc_as_nchw(flat: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """NHWC-ordered values (any shape with that many) as an (N, C, H, W) channels_last view."""
     n, c, h, w = shape
-    return rows.view(n, h, w, c).permute(0, 3, 1, 2)  # NHWC memory, NCHW shape
+    return flat.view(n, h, w, c).permute(0, 3, 1, 2)
 
 
 class _NHWCBatchNorm(torch.autograd.Function):
@@ -61,7 +62,7 @@ class _NHWCBatchNorm(torch.autograd.Function):
         shift = bias.float() - mean * scale
         y = torch.addcmul(_wide(shift, k, x.dtype), xr, _wide(scale, k, x.dtype))
         ctx.save_for_backward(x, weight, mean, invstd)
-        return _as_nchw(y, x.shape), mean, var * (m / max(m - 1, 1))
+        return nhwc_as_nchw(y, x.shape), mean, var * (m / max(m - 1, 1))
 
     @staticmethod
     def backward(ctx, dy, _dmean, _dvar):
@@ -79,8 +80,8 @@ class _NHWCBatchNorm(torch.autograd.Function):
         dt = x.dtype
         dx = torch.addcmul(torch.addcmul(_wide(c, k, dt), xr, _wide(b, k, dt)),
                            dyr, _wide(a, k, dt))
-        return (_as_nchw(dx, x.shape), sum_dy_xhat.to(weight.dtype), sum_dy.to(weight.dtype),
-                None)
+        return (nhwc_as_nchw(dx, x.shape), sum_dy_xhat.to(weight.dtype),
+                sum_dy.to(weight.dtype), None)
 
 
 class ChannelsLastBatchNorm2d(nn.BatchNorm2d):

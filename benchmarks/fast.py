@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .batchnorm import ChannelsLastBatchNorm2d
+from .batchnorm import ChannelsLastBatchNorm2d, nhwc_as_nchw
 
 # Every core for one training (torch's default), one per training when trainings run side by
 # side (search run --jobs; benchmarks.runs.for_jobs). On the 2-core VM of README's Performance a
@@ -123,8 +123,7 @@ def _layout(x: torch.Tensor):
     if x.is_contiguous():
         return lambda flat: flat.view(x.shape)
     if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
-        n, c, h, w = x.shape
-        return lambda flat: flat.view(n, h, w, c).permute(0, 3, 1, 2)
+        return lambda flat: nhwc_as_nchw(flat, x.shape)
     return None
 
 
