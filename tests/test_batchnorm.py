@@ -45,16 +45,18 @@ def test_matches_torch_batchnorm(shape, dtype):
     assert y.dtype == dtype and y.is_contiguous(memory_format=NHWC)
     tol = 1e-4 if dtype == torch.float32 else 2e-2  # bf16: a few units of its last place
 
-    def close(a, b):
+    def close(a, b, tol=tol):
         scale = b.float().abs().max().clamp(min=1)
         assert ((a.float() - b.float()).abs().max() / scale).item() < tol
 
     close(y, y_ref)
     close(dx, dx_ref)
+    # The per-channel sums accumulate exact products in fp32, in bf16 too: statistics and
+    # parameter gradients stay as close as fp32's (rounding each product to bf16 gave 3e-3).
     for name in ("weight", "bias"):
-        close(getattr(ours, name).grad, getattr(oracle, name).grad)
+        close(getattr(ours, name).grad, getattr(oracle, name).grad, 1e-4)
     for name in ("running_mean", "running_var"):
-        close(getattr(ours, name), getattr(oracle, name))
+        close(getattr(ours, name), getattr(oracle, name), 1e-4)
     assert ours.num_batches_tracked.item() == oracle.num_batches_tracked.item() == 2
 
 
