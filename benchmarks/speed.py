@@ -39,7 +39,7 @@ from . import fast as fast_mod
 from . import results as results_mod
 from .config import Config, add_config_args, config_from_args
 from .data import MEAN, STD, Data, Split, load_mnist, mnist_root, verify_mnist
-from .fast import fast_settings, threads_while
+from .fast import fast_settings, keep_heap, threads_while
 from .runs import side_by_side
 from .train import device_name, resolve_device, train
 
@@ -241,6 +241,8 @@ def measure(cfg: Config, steps: int, rounds: int, ablate=(), parallel: int = 1,
     root, _ = mnist_root(cfg.data_root)
     verify_mnist(root)
     fast = fast_settings(cfg, device)
+    if fast.keep_heap:  # process-wide, so the baseline runs with it too: no edge to the harness
+        keep_heap()
     default_threads = torch.get_num_threads()
     n_images = (WARMUP_STEPS + steps) * cfg.batch_size
     split = load_mnist(dataclasses.replace(cfg, train_subset=n_images, val_split=0), device,
@@ -295,6 +297,7 @@ def _report(cfg, device, steps, rounds, contenders, load, fast, default_threads,
                              "amp": str(fast.amp).removeprefix("torch.") if fast.amp else "off",
                              "compile": fast.compile, "geometric_dropout": fast.geometric_dropout,
                              "fast_batchnorm": fast.fast_batchnorm,
+                             "keep_heap": fast.keep_heap,
                              "augment": {"rotate": cfg.rotate, "translate": cfg.translate}},
         "baseline": entry(by["baseline"]),
         "harness": {**entry(by["harness"]),

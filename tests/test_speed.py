@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +20,8 @@ from benchmarks.fast import GeometricDropout, fast_settings, geometric_mask
 from benchmarks.runs import for_jobs, side_by_side
 from benchmarks.train import evaluate, seeded, train
 from models import UserError, create_model
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +64,7 @@ def test_config_checks_the_fast_path_switches():
 def test_auto_settings_per_device():
     cpu = fast_settings(Config(), torch.device("cpu"))
     assert cpu.channels_last and not cpu.compile and cpu.threads is None  # every core
-    assert cpu.geometric_dropout and cpu.fast_batchnorm
+    assert cpu.geometric_dropout and cpu.fast_batchnorm and cpu.keep_heap
     off = fast_settings(Config(channels_last="off", amp="off", threads=2), torch.device("cpu"))
     assert not off.channels_last and off.amp is None and off.threads == 2
     assert fast_settings(Config(amp="bf16"), torch.device("cpu")).amp == torch.bfloat16
@@ -187,3 +192,34 @@ def test_trainings_in_threads_match_the_same_trainings_one_by_one(tiny):
     for a, b in zip(alone, together):
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(alone[0]["0.0.weight"], together[1]["0.0.weight"])
+
+
+FAULTS = """
+import resource, sys, torch
+from benchmarks import fast
+from benchmarks.config import Config
+from benchmarks.data import load_mnist
+from benchmarks.train import train
+from models import create_model
+fast.CPU_KEEP_HEAP = sys.argv[1] == "kept"
+cfg = Config(model="resnet_8k", epochs=1, train_subset=128 * 10, progress=False, device="cpu",
+             threads=2, data_root=sys.argv[2])
+data = load_mnist(cfg, torch.device("cpu"), with_test=False)
+train(create_model(cfg.model), cfg, data)  # the first training's allocations fault anyway
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+train(create_model(cfg.model), cfg, data)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt only")
+def test_keep_heap_stops_page_faults_in_training(mnist_root):
+    """The reason keep_heap exists: by default glibc gives freed blocks back and each step
+    faults them in again. Each setting runs in its own process (mallopt is process-wide)."""
+    def faults_per_step(heap: str) -> float:
+        out = subprocess.run([sys.executable, "-c", FAULTS, heap, str(mnist_root)],
+                             capture_output=True, text=True, check=True, cwd=REPO)
+        return float(out.stdout.split()[-1])
+
+    default, kept = faults_per_step("default"), faults_per_step("kept")
+    assert kept < 100 < default and kept < default / 10, (default, kept)
