@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import inspect
 import math
 import sys
@@ -76,6 +77,7 @@ def native_bf16(device: torch.device) -> bool:
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's malloc.h
 
 
+@functools.cache  # process-wide and for good: once is enough
 def keep_heap() -> bool:
     """Have glibc's malloc keep freed blocks of up to 32 MB for reuse (process-wide, for good).
 
@@ -165,10 +167,8 @@ def fast_model(model: nn.Module, fast: Fast, seed: int = 0):
     dropouts = [m for m in swapped if type(m) is nn.Dropout]
     # Its own stream, not the shuffling one's (train() seeds that with the same seed).
     generator = torch.Generator().manual_seed(seed ^ 0x5DEECE66D) if dropouts else None
-    if fast.keep_heap:
-        keep_heap()
     try:
-        with threads_while(fast.threads):
+        with training_process(fast):
             for m in dropouts:
                 m.generator = generator
             for m in swapped:
@@ -182,6 +182,16 @@ def fast_model(model: nn.Module, fast: Fast, seed: int = 0):
         for m in dropouts:
             del m.generator
         model.to(memory_format=torch.contiguous_format)  # what checkpoints and callers expect
+
+
+@contextlib.contextmanager
+def training_process(fast: Fast):
+    """The process-level settings of a training: the kept heap (once, for good) and the thread
+    count (restored after the block)."""
+    if fast.keep_heap:
+        keep_heap()
+    with threads_while(fast.threads):
+        yield
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from models import UserError
 
 from .data import Data
-from .fast import fast_settings, keep_heap, threads_while
+from .fast import fast_settings, training_process
 from .train import (
     DivergedError,
     evaluate_splits,
@@ -144,9 +144,7 @@ def train_group(models: list[nn.Module], cfgs: list, data: Data,
     fast = fast_settings(cfgs[0], device)
     for m in models:
         m.to(device)
-    if fast.keep_heap:
-        keep_heap()
-    with threads_while(fast.threads):
+    with training_process(fast):
         return _train_group(models, cfgs, data, on_epochs, device, fast)
 
 
