@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 from models import UserError, recipe_of
 
 SCHEDULES = ("onecycle", "cosine", "constant", "step")
+OPTIMIZERS = ("sgd", "adam")
+ANNEALS = ("linear", "cos")
 SWITCH = ("auto", "on", "off")
 AMP = ("auto", "bf16", "off")
 # Which ResNet18 layers the image task trains: all, from layerN on, or only the new head.
@@ -34,8 +36,15 @@ class Config:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 1e-4
-    schedule: str = "onecycle"  # onecycle | cosine | constant | step (x0.1 every 7 epochs)
+    schedule: str = "onecycle"  # onecycle | cosine | constant | step (x gamma every step_size)
     warmup: float = 0.2  # fraction of training spent warming up (onecycle)
+    optimizer: str = "sgd"  # sgd | adam (torch's Adam: betas 0.9, 0.999; no momentum, nesterov)
+    step_size: int = 7  # step schedule: epochs between learning-rate drops
+    gamma: float = 0.1  # step schedule: factor applied to the learning rate at each drop
+    div_factor: float = 20.0  # onecycle: the starting learning rate is lr / div_factor
+    final_div_factor: float = 200.0  # onecycle: the last one is starting lr / final_div_factor
+    anneal: str = "linear"  # onecycle: linear | cos, the shape of the rise and of the fall
+    cycle_momentum: bool = False  # onecycle: momentum 0.95 -> 0.85 -> 0.95, as torch's default
     label_smoothing: float = 0.0
     rotate: float = 7.0  # augmentation: max rotation, degrees
     translate: float = 0.08  # augmentation: max shift, fraction of the image side
@@ -69,6 +78,12 @@ class Config:
             (self.weight_decay >= 0, "weight_decay must be non-negative"),
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
             (0 <= self.warmup < 1, "warmup must be in [0, 1)"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (self.step_size >= 1, "step_size must be at least 1 (epochs)"),
+            (0 < self.gamma <= 1, "gamma must be in (0, 1]"),
+            (self.div_factor >= 1 and self.final_div_factor >= 1,
+             "div_factor and final_div_factor must be at least 1"),
+            (self.anneal in ANNEALS, f"anneal must be one of {', '.join(ANNEALS)}"),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (0 <= self.rotate <= 180, "rotate must be in [0, 180] degrees"),
             (0 <= self.translate < 1, "translate must be in [0, 1)"),

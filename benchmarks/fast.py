@@ -105,8 +105,12 @@ def eval_channels_last(device: torch.device) -> bool:
 def make_optimizer(model: nn.Module, cfg, device: torch.device) -> torch.optim.Optimizer:
     kwargs = {}
     if device.type == "cuda":  # one kernel for the whole update instead of several per tensor
-        fused = "fused" in inspect.signature(torch.optim.SGD).parameters
+        optim = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD
+        fused = "fused" in inspect.signature(optim).parameters
         kwargs = {"fused": True} if fused else {"foreach": True}
+    if cfg.optimizer == "adam":  # the peers' Adam (models/peers.py)
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                **kwargs)
     return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                            nesterov=cfg.nesterov and cfg.momentum > 0,
                            weight_decay=cfg.weight_decay, **kwargs)

@@ -126,13 +126,14 @@ def make_schedule(opt, cfg, total_steps: int):
         return torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=cfg.lr, total_steps=total_steps,
             pct_start=max(cfg.warmup, 1e-3, 1.5 / total_steps),
-            anneal_strategy="linear", cycle_momentum=False, div_factor=20,
-            final_div_factor=200)
+            anneal_strategy=cfg.anneal, cycle_momentum=cfg.cycle_momentum,
+            div_factor=cfg.div_factor, final_div_factor=cfg.final_div_factor)
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-    if cfg.schedule == "step":  # the transfer tutorial's StepLR(7 epochs, 0.1); stepped per batch
+    if cfg.schedule == "step":  # StepLR(step_size epochs, gamma), stepped per batch
         steps_per_epoch = max(1, total_steps // cfg.epochs)
-        return torch.optim.lr_scheduler.StepLR(opt, step_size=7 * steps_per_epoch, gamma=0.1)
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size * steps_per_epoch,
+                                               gamma=cfg.gamma)
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
 
 

@@ -2,6 +2,7 @@
 
 from . import families  # noqa: F401, I001  (registers the families first)
 from . import champions  # noqa: F401  (search winners, registered after the families)
+from . import peers  # noqa: F401  (published hand-designed models, re-measured here)
 from .arch import Arch, ArchError, Net, build, parse
 from .registry import (
     BUDGET,

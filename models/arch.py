@@ -13,6 +13,17 @@ An architecture is a '-'-separated list of ops, then '|do{p}' for the dropout af
 
 Every conv op is conv -> BatchNorm -> ReLU -> Dropout, except a last conv with 10 channels
 right before `gap` and no `fc`: that one is the classifier and stays a bare conv with bias.
+
+Flags after the width of a one-conv op (c v t s x), in this order, each only where it changes
+something (so every model has one string), as hand-designed peers (models/peers.py) need:
+
+    a     activation first: conv -> ReLU -> BatchNorm; on a last 10-channel conv before `gap`
+          it makes that conv a full block (its BatchNorm gives the logits), not a bare classifier
+    b     the conv has a bias (a conv followed by BatchNorm has none by default)
+    n     no bias: only on the bare classifier conv (`t10n`) or on `fc` (`fcn`, i.e. a bias-free
+          1x1 conv after gap)
+
+    e.g.  c8b-c10b-p-c12b-p-c16b-c16b-t10-gap|do0    v10ab-v20ab-p-t10a-v20ab-t10a-gap|do0
 Like NAS-Bench-201's cell strings, the string is the model's name everywhere (leaderboard key,
 de-duplication key); `str(parse(s)) == s` for every canonical `s`.
 """
@@ -29,7 +40,15 @@ from torch import nn
 INPUT_SIZE = 28  # MNIST images are 28x28, one channel
 NUM_CLASSES = 10
 CONV_OPS = "cvtsxdrg"  # ops that take a width
-_TOKEN = re.compile(r"^(?:([cvtsxdrge])(\d+)|(p|gap|fc))$")
+_TOKEN = re.compile(r"^(?:([cvtsxdrge])(\d+)(a?)(b?)(n?)|(p|gap|fcn|fc))$")
+FLAG_OPS = "cvtsx"  # one-conv ops, the only ones that take flags (a, b, n)
+FC_OPS = ("fc", "fcn")
+
+
+def split_op(op: str) -> tuple[str, int, str]:
+    """'c8b' -> ('c', 8, 'b'); 'p' -> ('p', 0, ''); 'fcn' -> ('fcn', 0, '')."""
+    m = re.match(r"^([cvtsxdrge])(\d+)([abn]*)$", op)
+    return (m[1], int(m[2]), m[3]) if m else (op, 0, "")
 
 
 class ArchError(ValueError):
@@ -62,7 +81,7 @@ def parse(text: str) -> Arch:
         m = _TOKEN.match(token)
         if not m:
             raise ArchError(f"{text!r}: unknown op {token!r} (see models/arch.py for the ops)")
-        ops.append(m[3] or f"{m[1]}{int(m[2])}")
+        ops.append(m[6] or f"{m[1]}{int(m[2])}{m[3]}{m[4]}{m[5]}")
     arch = Arch(tuple(ops), dropout)
     _check(arch, text)
     return arch
@@ -71,18 +90,26 @@ def parse(text: str) -> Arch:
 def _check(arch: Arch, text: str) -> None:
     """Shape-check the op list without building it (fast enough for the search's sampler)."""
     ops = arch.ops
-    if ops.count("gap") != 1 or ops[-1] not in ("gap", "fc") or ("fc" in ops and ops[-1] != "fc"):
+    n_fc = sum(op in FC_OPS for op in ops)
+    if ops.count("gap") != 1 or ops[-1] not in ("gap", *FC_OPS) or n_fc > (ops[-1] != "gap"):
         raise ArchError(f"{text!r}: must end with 'gap' or 'gap-fc', with one 'gap'")
-    if ops[-1] == "fc" and ops[-2] != "gap":
+    if ops[-1] in FC_OPS and ops[-2] != "gap":
         raise ArchError(f"{text!r}: 'fc' must directly follow 'gap'")
     size, channels = INPUT_SIZE, 1
     body = ops[: ops.index("gap")]
-    if not body or "fc" in body:
+    if not body or n_fc > (ops[-1] != "gap") or any(op in FC_OPS for op in body):
         raise ArchError(f"{text!r}: ops must come before 'gap', and 'fc' only after it")
     if ops[-1] == "gap" and body[-1][0] not in CONV_OPS:
         raise ArchError(f"{text!r}: without 'fc' a conv must come right before 'gap'")
-    for op in body:
-        kind, n = op[0], int(op[1:]) if op[1:].isdigit() else 0
+    for i, op in enumerate(body):
+        kind, n, flags = split_op(op)
+        classifier = i == len(body) - 1 and ops[-1] == "gap" and "a" not in flags
+        if flags and kind not in FLAG_OPS:
+            raise ArchError(f"{text!r}: {op}: only one-conv ops ({FLAG_OPS}) take flags")
+        if "n" in flags and not classifier:
+            raise ArchError(f"{text!r}: {op}: 'n' (no bias) is only for the classifier conv")
+        if "b" in flags and classifier:
+            raise ArchError(f"{text!r}: {op}: the classifier conv has a bias already")
         if op == "p":
             size //= 2
         elif kind == "v":
@@ -105,8 +132,10 @@ def _check(arch: Arch, text: str) -> None:
         raise ArchError(f"{text!r}: without 'fc' the last conv must have {NUM_CLASSES} channels")
 
 
-def _cbr(cin: int, cout: int, k: int = 3, **conv) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, k, bias=False, **conv), nn.BatchNorm2d(cout), nn.ReLU()]
+def _cbr(cin: int, cout: int, k: int = 3, bias: bool = False, act_first: bool = False,
+         **conv) -> list[nn.Module]:
+    bn_relu = [nn.BatchNorm2d(cout), nn.ReLU()]
+    return [nn.Conv2d(cin, cout, k, bias=bias, **conv), *(bn_relu[::-1] if act_first else bn_relu)]
 
 
 class Residual(nn.Module):
@@ -148,16 +177,17 @@ class SqueezeExcite(nn.Module):
 
 
 def _block(op: str, cin: int, classifier: bool) -> nn.Module:
-    kind, n = op[0], int(op[1:])
+    kind, n, flags = split_op(op)
     if classifier:  # the last conv before gap produces the 10 logits directly
         k, pad = (1, 0) if kind == "t" else (3, 0 if kind == "v" else 1)
-        return nn.Conv2d(cin, n, k, padding=pad)
+        return nn.Conv2d(cin, n, k, padding=pad, bias="n" not in flags)
+    opt = {"bias": "b" in flags, "act_first": "a" in flags}
     layers = {
-        "c": lambda: _cbr(cin, n, padding=1),
-        "v": lambda: _cbr(cin, n),
-        "t": lambda: _cbr(cin, n, 1),
-        "s": lambda: _cbr(cin, n, stride=2, padding=1),
-        "x": lambda: _cbr(cin, n, padding=2, dilation=2),
+        "c": lambda: _cbr(cin, n, padding=1, **opt),
+        "v": lambda: _cbr(cin, n, **opt),
+        "t": lambda: _cbr(cin, n, 1, **opt),
+        "s": lambda: _cbr(cin, n, stride=2, padding=1, **opt),
+        "x": lambda: _cbr(cin, n, padding=2, dilation=2, **opt),
         "d": lambda: _cbr(cin, cin, padding=1, groups=cin) + _cbr(cin, n, 1),
         "r": lambda: [Residual(cin, n)],
         "g": lambda: [Ghost(cin, n)],
@@ -178,14 +208,15 @@ class Net(nn.Sequential):
             elif op[0] == "e":
                 layers.append(SqueezeExcite(channels, int(op[1:])))
             else:
-                classifier = i == len(body) - 1 and arch.ops[-1] == "gap"
+                flags = split_op(op)[2]
+                classifier = i == len(body) - 1 and arch.ops[-1] == "gap" and "a" not in flags
                 layers.append(_block(op, channels, classifier))
-                channels = int(op[1:])
+                channels = split_op(op)[1]
                 if arch.dropout and not classifier:
                     layers.append(nn.Dropout(arch.dropout))
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        if arch.ops[-1] == "fc":
-            layers.append(nn.Linear(channels, NUM_CLASSES))
+        if arch.ops[-1] in FC_OPS:
+            layers.append(nn.Linear(channels, NUM_CLASSES, bias=arch.ops[-1] == "fc"))
         super().__init__(*layers)
         self.arch = str(arch)
 

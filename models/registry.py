@@ -34,6 +34,8 @@ MODELS: dict[str, tuple[str, dict]] = {}  # member name -> (family, params)
 # search found them ("<study>:<trial>" in results/search.db).
 RECIPES: dict[str, dict] = {}
 FOUND_BY: dict[str, str] = {}
+# Hand-designed peers (models/peers.py) keep where they were published: "<repository> <file>".
+SOURCES: dict[str, str] = {}
 
 
 def family(fn: Callable[..., str]) -> Callable[..., str]:
@@ -44,7 +46,8 @@ def family(fn: Callable[..., str]) -> Callable[..., str]:
 
 def register(fn: Callable[[], dict]) -> Callable[[], dict]:
     """Register a named member: a function returning {'family': ..., **params}, and for search
-    winners also 'recipe' (Config overrides) and 'found_by' ('<study>:<trial>')."""
+    winners also 'recipe' (Config overrides) and 'found_by' ('<study>:<trial>'), for published
+    peers 'recipe' and 'source' ('<repository> <file>')."""
     spec = dict(fn())
     fam = spec.pop("family")
     if fam not in FAMILIES:
@@ -53,6 +56,8 @@ def register(fn: Callable[[], dict]) -> Callable[[], dict]:
         RECIPES[fn.__name__] = spec.pop("recipe")
     if "found_by" in spec:
         FOUND_BY[fn.__name__] = spec.pop("found_by")
+    if "source" in spec:
+        SOURCES[fn.__name__] = spec.pop("source")
     MODELS[fn.__name__] = (fam, spec)
     return fn
 
