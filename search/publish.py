@@ -128,6 +128,10 @@ def enqueue_zoo(study: optuna.Study, base: Config, budget: int | None = None,
     picked = {}  # name -> trial params; queued only once every named member passed
     for name in names or list_models():
         fam, overrides = MODELS[name]
+        if fam not in space.ARCH_SPACES:  # no search family: the peers (models/peers.py)
+            if names:
+                raise UserError(f"{name} lies off the search grid: it cannot be a trial")
+            continue
         cfg = dataclasses.replace(base, model=name, **recipe_of(name))
         try:
             make_model(cfg, budget)

@@ -145,3 +145,15 @@ def test_flagged_strings_round_trip(text):
 def test_bad_flags_are_refused(bad, why):
     with pytest.raises(models.ArchError, match=why):
         models.parse(bad)
+
+
+def test_peers_are_never_queued_as_search_trials():
+    import optuna
+
+    from search.publish import enqueue_zoo
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    queued = enqueue_zoo(optuna.create_study(), task_config(), 20_000)
+    assert queued and not any(n.startswith("peer_") for n in queued)
+    with pytest.raises(models.UserError, match="off the search grid"):
+        enqueue_zoo(optuna.create_study(), task_config(), 20_000, ["peer_ram_9k"])
