@@ -108,8 +108,8 @@ class ChannelsLastBatchNorm2d(nn.BatchNorm2d):
                 and x.is_contiguous(memory_format=torch.channels_last)):
             return super().forward(x)
         y, mean, var = _NHWCBatchNorm.apply(x, self.weight, self.bias, self.eps)
-        with torch.no_grad():
-            self.running_mean.lerp_(mean, self.momentum)
-            self.running_var.lerp_(var, self.momentum)
+        with torch.no_grad():  # torch.compile traces mean/var in autocast's dtype: cast back
+            self.running_mean.lerp_(mean.to(self.running_mean.dtype), self.momentum)
+            self.running_var.lerp_(var.to(self.running_var.dtype), self.momentum)
             self.num_batches_tracked.add_(1)
         return y

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import os
+import re
 import typing
 from dataclasses import dataclass, fields
 
@@ -14,6 +17,9 @@ OPTIMIZERS = ("sgd", "adam")
 ANNEALS = ("linear", "cos")
 SWITCH = ("auto", "on", "off")
 AMP = ("auto", "bf16", "off")
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")  # what resolve_device takes
+INT_LIMIT = 2**31 - 1  # torch and the OS take C ints: a bigger count or seed overflows there
+PATH_FIELDS = ("data_root", "weights")
 # Which ResNet18 layers the image task trains: all, from layerN on, or only the new head.
 MODES = ("finetune", "layer2", "layer3", "layer4", "feature")
 
@@ -59,6 +65,8 @@ class Config:
     channels_last: str = "auto"  # auto | on | off: NHWC activations (auto: on, CPU and CUDA)
     compile: str = "auto"  # auto | on | off: torch.compile the model (auto: off, see fast.py)
     amp: str = "auto"  # auto | bf16 | off: bf16 autocast when training (auto: native bf16)
+    fast_dropout: str = "auto"  # auto | on | off: dropout masks from geometric gaps (auto: CPU)
+    fast_batchnorm: str = "auto"  # auto | on | off: wide-row batch norm, narrow NHWC (auto: CPU)
     data_root: str = ""  # MNIST root (holding MNIST/raw); else $MNIST_ROOT, else ./data
     target: float = 99.4  # accuracy (%) whose first epoch is recorded
     progress: bool = True  # rich progress bar
@@ -69,6 +77,7 @@ class Config:
     workers: int = 2  # DataLoader worker processes decoding images
 
     def __post_init__(self):
+        self._check_values()
         checks = [
             (self.epochs >= 1, "epochs must be at least 1"),
             (self.batch_size >= 1, "batch_size must be at least 1"),
@@ -92,21 +101,56 @@ class Config:
             (self.threads >= 0, "threads must be non-negative"),
             (self.channels_last in SWITCH, "channels_last must be auto, on or off"),
             (self.compile in SWITCH, "compile must be auto, on or off"),
+            (self.fast_dropout in SWITCH, "fast_dropout must be auto, on or off"),
+            (self.fast_batchnorm in SWITCH, "fast_batchnorm must be auto, on or off"),
             (self.amp in AMP, "amp must be auto, bf16 or off"),
-            (self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
+            (DEVICE.fullmatch(self.device) is not None,
              "device must be auto, cpu, cuda, cuda:N or mps"),
             (self.mode in MODES, f"mode must be one of {', '.join(MODES)}"),
             (bool(self.weights), "weights must be imagenet, none or a file path"),
             (self.image_size >= 32, "image_size must be at least 32 (ResNet18 downsamples 32x)"),
             (self.workers >= 0, "workers must be non-negative"),
+            (self.seed >= 0, "seed must be non-negative"),
+            (0 <= self.target <= 100, "target must be an accuracy in [0, 100] (%)"),
         ]
         for ok, why in checks:
             if not ok:
                 raise UserError(f"invalid option: {why} (got {self._got(why)})")
 
+    def _check_values(self) -> None:
+        """What every field of a kind must be, before the checks of each field: numbers finite
+        (NaN and infinities fail no comparison) and within what torch takes, paths that can be
+        paths. Fields added later are covered without a line here."""
+        for f in fields(self):
+            value, why = getattr(self, f.name), ""
+            if isinstance(value, bool):
+                continue
+            if isinstance(value, float) and not math.isfinite(value):
+                why = "must be a finite number"
+            elif isinstance(value, int) and abs(value) > INT_LIMIT:
+                why = f"must be at most {INT_LIMIT:,} in size"
+            elif isinstance(value, str) and "\0" in value:
+                why = "must not contain a NUL character"
+            elif isinstance(value, str) and f.name in PATH_FIELDS:
+                why = _path_problem(value)
+            if why:
+                shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+                raise UserError(f"invalid option: {f.name} {why} (got {shown})")
+
     def _got(self, why: str) -> str:
         name = why.split()[0].rstrip(",")
         return repr(getattr(self, name, "?"))
+
+
+def _path_problem(text: str) -> str:
+    """Why `text` can be no file path on this system ('' when it can be one)."""
+    try:
+        raw = os.fsencode(text)
+    except UnicodeError:
+        return "is not a valid file path (characters the file system cannot encode)"
+    if len(raw) >= 4096 or any(len(part) > 255 for part in raw.split(b"/")):
+        return "is too long for a file path"
+    return ""
 
 
 def _parse_bool(text: str) -> bool:

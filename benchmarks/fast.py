@@ -27,13 +27,8 @@ from .batchnorm import ChannelsLastBatchNorm2d, nhwc_as_nchw
 # side (search run --jobs; benchmarks.runs.for_jobs). On the 2-core VM of README's Performance a
 # lone resnet_8k training measured 1.1-1.5x faster with two threads than with one. On a machine
 # whose cores other jobs hold, OpenMP's threads stall each other: pass --threads 1 there.
-# Dropout masks from geometric gaps on CPU (GeometricDropout): 1.04-1.07x the whole step.
-CPU_GEOMETRIC_DROPOUT = True
-# Batch norm of narrow NHWC layers read as wide rows on CPU (benchmarks/batchnorm.py).
-CPU_FAST_BATCHNORM = True
-# Freed blocks kept in glibc's heap for the next step instead of going back to the OS (keep_heap).
-CPU_KEEP_HEAP = True
-
+# The two CPU kernels below are Config switches (fast_dropout, fast_batchnorm), so the speed
+# benchmark ablates them by passing a Config like any other setting.
 
 @dataclass(frozen=True)
 class Fast:
@@ -58,9 +53,10 @@ def fast_settings(cfg, device: torch.device) -> Fast:
         # GPU compiling each new architecture would cost more than a 20-epoch run of it.
         compile=on(cfg.compile, False),
         threads=cfg.threads or None,  # None: torch's own setting (every core)
-        geometric_dropout=cpu and CPU_GEOMETRIC_DROPOUT,
-        fast_batchnorm=cpu and CPU_FAST_BATCHNORM,
-        keep_heap=cpu and CPU_KEEP_HEAP)
+        # Both are CPU kernels: elsewhere "on" changes nothing (they fall back to torch's).
+        geometric_dropout=cpu and on(cfg.fast_dropout, True),  # 1.04-1.07x the whole step
+        fast_batchnorm=cpu and on(cfg.fast_batchnorm, True),  # benchmarks/batchnorm.py
+        keep_heap=cpu)  # glibc keeps freed blocks for the next step (keep_heap)
 
 
 def native_bf16(device: torch.device) -> bool:

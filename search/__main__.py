@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -35,26 +37,32 @@ from models import BUDGET, UserError
 from . import space
 from .live import Reporter
 from .objective import Objective
-from .parallel import group_objective
 from .publish import confirm, enqueue_zoo, export, promote
 from .study import (
     DEFAULT_HEARTBEAT,
     OBJECTIVES,
     PRUNERS,
     SAMPLERS,
+    check_study_name,
+    check_warm_start,
     load_study,
     make_pruner,
     make_sampler,
     open_storage,
     open_study,
+    peek_study,
     retry,
     safe_url,
+    sampler_seed,
     status_of,
+    suggest_study_name,
     warm_start,
 )
 
 DEFAULT_MAX_TRIALS = 100  # when no --n-trials, --max-trials or --timeout is given
 REJECTED_IN_A_ROW = 500  # stop if the sampler finds nothing under the budget this many times
+MAX_SECONDS = 10 * 365 * 86400  # a --timeout or --heartbeat beyond ten years is a typo
+SEED_LIMIT = 2**31 - 1  # what numpy (the samplers) and torch (training) both take
 # Config fields a search run takes from the command line; the space samples the rest.
 RUN_FIELDS = ("epochs", "train_subset", "val_split", "test_subset", "eval_batch_size", "device",
               "threads", "data_root", "weights", "image_size", "workers")
@@ -115,9 +123,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="first copy the trained trials of STUDY (same storage and settings, "
                         "a budget no larger) into this one, once, so the sampler starts from "
                         "what it learned")
-    p.add_argument("--parallel", type=int, default=1, metavar="K",
-                   help="train K trials of one architecture at once, for a GPU (default 1: "
-                        "one at a time, faster on CPU; see search/parallel.py)")
+    # --parallel K once trained K trials in one vmapped step (a second training loop, 0.48-1.03x
+    # on CPU); trials at once now always run side by side through the one train(): --jobs K.
+    p.add_argument("--parallel", type=int, default=None, metavar="K", help=argparse.SUPPRESS)
     add_jobs_arg(p, "trials", "; `make search` uses auto; Optuna's n_jobs. With N > 1, "
                  "--n-trials may be passed by the trials still running when it is reached")
     p.add_argument("--val-split", type=int, default=None, metavar="N",
@@ -190,9 +198,37 @@ def study_trained(study: optuna.Study) -> int:
                for t in study.get_trials(deepcopy=False))
 
 
-def _positive(name: str, value) -> None:
-    if value is not None and value <= 0:
-        raise UserError(f"invalid option: --{name} must be positive (got {value})")
+def _positive(name: str, value, most: float = math.inf) -> None:
+    """Refuse an option that is given and not a positive number up to `most`: NaN and the
+    infinities too (NaN passes every comparison's `not`, and --timeout inf never stops)."""
+    if value is None:
+        return
+    if not (math.isfinite(value) and value > 0):
+        raise UserError(f"invalid option: --{name} must be a positive number (got {value})")
+    if value > most:
+        raise UserError(f"invalid option: --{name} must be at most {most:,} (got {value:,})")
+
+
+def _seeds(option: str, seeds) -> None:
+    for seed in [seeds] if isinstance(seeds, int) else seeds or []:
+        if not 0 <= seed <= SEED_LIMIT:
+            raise UserError(f"invalid option: {option} must be in [0, {SEED_LIMIT:,}] "
+                            f"(got {seed})")
+
+
+def _default_settings(task: str, objective: str) -> dict:
+    """The pinned settings of a run given no option that changes them."""
+    ref = config_from_args(argparse.Namespace(), task=task, **space.SEARCH_DEFAULTS.get(task, {}))
+    return {"task": task, "objective": objective, "budget": BUDGET,
+            **{k: getattr(ref, k) for k in ("epochs", "train_subset", "val_split", "test_subset")}}
+
+
+class _NoQueue:
+    """Stands in for the study while checking --enqueue-zoo NAMEs: enqueue_zoo refuses a name
+    before it queues any, so a run with this one checks them all and queues nothing."""
+
+    def enqueue_trial(self, *args, **kwargs) -> None:
+        pass
 
 
 def run(args: argparse.Namespace) -> int:
@@ -201,12 +237,14 @@ def run(args: argparse.Namespace) -> int:
     if args.task not in space.SPACES:
         raise UserError(f"no search space for task {args.task!r}; spaces: "
                         f"{', '.join(space.SPACES)}")
-    for name in ("n_trials", "max_trials", "timeout", "heartbeat", "budget"):
+    for name in ("n_trials", "max_trials", "budget"):
         _positive(name.replace("_", "-"), getattr(args, name))
-    jobs = parse_jobs(args.jobs)
-    if (jobs or 1) > 1 and args.parallel > 1:
-        raise UserError("invalid option: --jobs (trials side by side, for CPU) and --parallel "
-                        "(trials in one vmapped step, for a GPU) do not combine; pick one")
+    _positive("timeout", args.timeout, MAX_SECONDS)
+    _positive("heartbeat", args.heartbeat, 86400)
+    _seeds("--seed", args.seed)
+    if args.parallel is not None and args.jobs != "1":
+        raise UserError("invalid option: --parallel is the old name of --jobs; give one of them")
+    jobs = parse_jobs(args.jobs if args.parallel is None else str(args.parallel))
     if args.budget > BUDGET:
         raise UserError(f"invalid option: --budget {args.budget:,} is over the zoo's budget of "
                         f"{BUDGET:,}; it can only tighten it")
@@ -217,19 +255,47 @@ def run(args: argparse.Namespace) -> int:
                             seed=1 if args.seed is None else args.seed,
                             **{k: v for k, v in space.SEARCH_DEFAULTS.get(args.task, {}).items()
                                if getattr(args, k, None) is None})
-    name = args.study or f"{args.task}-{args.objective}"
+    # Every check comes before the study is created or pinned (issue 18): a refused run leaves
+    # the storage as it was, and the same command with the mistake fixed then runs.
+    name = check_study_name(f"{args.task}-{args.objective}" if args.study is None
+                            else args.study)
+    for source in args.warm_start:
+        check_study_name(source, "--warm-start")
     settings = {"task": args.task, "objective": args.objective, "budget": args.budget,
                 **{k: getattr(base, k) for k in ("epochs", "train_subset", "val_split",
                                                  "test_subset")}}
+    if args.enqueue_zoo is not None and args.task != "mnist":
+        raise UserError("--enqueue-zoo is for the mnist task (the zoo's models)")
+    if args.enqueue_zoo:  # the names given: each a member that can be queued
+        enqueue_zoo(_NoQueue(), base, args.budget, args.enqueue_zoo)
     storage = open_storage(args.storage, heartbeat=args.heartbeat)
+    known = peek_study(storage, name, settings,
+                       hint=suggest_study_name(settings, _default_settings(args.task,
+                                                                           args.objective)))
+    for source in args.warm_start:
+        if known is None or source not in known.user_attrs.get("warm_start", []):
+            check_warm_start(storage, source, settings, name)
+    if known is not None and max_trials and study_trained(known) >= max_trials:
+        console.print(f"study {name} already holds {study_trained(known)} trained trials "
+                      f"(--max-trials {max_trials}); nothing to do. Raise --max-trials to go on.")
+        return 0
+    jobs = resolve_jobs(jobs, resolve_device(base.device))
+    base = for_jobs(base, jobs)
+    if base.threads:
+        torch.set_num_threads(base.threads)
+    objective = Objective(base, args.objective, budget=args.budget)
+    data = objective.data()  # load once, before any trial starts (and fail early)
+    # Every check has passed: only now is the study created (or resumed) and pinned. Its
+    # sampler's seed comes from --seed and the trials the study already holds, so a worker
+    # restarted with the same --seed samples anew instead of repeating its first run.
     pruner = make_pruner(args.pruner if args.objective == "accuracy" else "none", base.epochs)
-    study = open_study(storage, name, settings, make_sampler(args.sampler, args.seed), pruner)
+    sampler = make_sampler(args.sampler, sampler_seed(args.seed, len(known.trials) if known
+                                                      else 0))
+    study = open_study(storage, name, settings, sampler, pruner)
     for source in args.warm_start:
         console.print(f"copied {warm_start(study, storage, source)} trained trials of study "
                       f"{source} (none if copied before)")
     if args.enqueue_zoo is not None:
-        if args.task != "mnist":
-            raise UserError("--enqueue-zoo is for the mnist task (the zoo's models)")
         queued = enqueue_zoo(study, base, args.budget, args.enqueue_zoo)
         console.print(f"queued {len(queued)} zoo members (skipped if already queued): "
                       f"{', '.join(queued)}")
@@ -237,15 +303,9 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"study {name} already holds {study_trained(study)} trained trials "
                       f"(--max-trials {max_trials}); nothing to do. Raise --max-trials to go on.")
         return 0
-    jobs = resolve_jobs(jobs, resolve_device(base.device)) if args.parallel == 1 else 1
-    base = for_jobs(base, jobs)
-    if base.threads:
-        torch.set_num_threads(base.threads)
-    objective = Objective(base, args.objective, budget=args.budget)
     reporter = Reporter(study, n_trials=args.n_trials, max_trials=max_trials,
                         timeout=args.timeout, live=not args.no_live, console=console, jobs=jobs)
     objective.reporter = reporter
-    data = objective.data()  # load once, before any trial starts (and fail early)
     with threads_while(fast_settings(base, objective.device).threads):  # as trials train
         where = device_name(objective.device)
     console.print(f"study {name} in {safe_url(storage.url)}: {len(study.trials)} trials so far; "
@@ -254,10 +314,9 @@ def run(args: argparse.Namespace) -> int:
                   f"{where}" + (f", {jobs} trials at a time" if jobs > 1 else ""))
     stopper = Stopper(args.n_trials, max_trials)
     callbacks = [reporter.trial_finished, stopper]
-    func = group_objective(objective, args.parallel, callbacks, (DivergedError,))
     try:
         with reporter, stop_on_ctrl_c(objective.stop if jobs > 1 else None):
-            study.optimize(func, timeout=args.timeout, catch=(DivergedError,),
+            study.optimize(objective, timeout=args.timeout, catch=(DivergedError,),
                            callbacks=callbacks, n_jobs=jobs)
     except KeyboardInterrupt:
         for number in sorted(objective.running):
@@ -285,7 +344,9 @@ def _requeue(study: optuna.Study, number: int | None, console: Console) -> None:
 
 
 def run_confirm(args: argparse.Namespace) -> int:
+    check_study_name(args.study)
     _positive("top", args.top)
+    _seeds("--seeds", args.seeds)
     jobs = parse_jobs(args.jobs)
     overrides = {f: getattr(args, f) for f in CONFIRM_FIELDS if getattr(args, f) is not None}
     Config(**overrides)  # check the options before any training
@@ -295,6 +356,10 @@ def run_confirm(args: argparse.Namespace) -> int:
 
 
 def run_promote(args: argparse.Namespace) -> int:
+    check_study_name(args.study)
+    if args.name is not None and not (args.name.isidentifier() and args.name.isascii()):
+        raise UserError(f"invalid option: --name {args.name!r} must be a Python name (it "
+                        "becomes the member's function), e.g. nas_plain_9k")
     study = load_study(open_storage(args.storage, create=False), args.study)
     print(promote(study, args.trial, args.name), end="")
     return 0
@@ -303,8 +368,20 @@ def run_promote(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from benchmarks import results
 
+    check_study_name(args.study)  # it names the files: never a path out of --out
     study = load_study(open_storage(args.storage, create=False), args.study)
-    for path in export(study, args.out or Path(results.RESULTS_DIR)):
+    out = args.out or Path(results.RESULTS_DIR)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK):
+            raise PermissionError(13, "the folder is read-only for this user")
+        written = export(study, out)
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the path
+        if isinstance(e, UserError) or not isinstance(e, OSError) and "null" not in str(e):
+            raise
+        raise UserError(f"cannot write the export under {out}: "
+                        f"{getattr(e, 'strerror', None) or e}") from None
+    for path in written:
         print(f"wrote {path}")
     return 0
 
