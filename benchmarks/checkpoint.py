@@ -104,13 +104,27 @@ def save_run(row: dict, model: nn.Module, best: BestWeights | None = None,
         n += 1
         stem = f"{run_stem(row)}-{n}"
     epochs = len((row.get("_result") or {}).get("history", [])) or row.get("epochs")
-    final = save(model.state_dict(), _sidecar(row, "final", epochs),
-                 directory / f"{stem}-final{SUFFIX}")
+    final, best_path = directory / f"{stem}-final{SUFFIX}", directory / f"{stem}-best{SUFFIX}"
     paths = {"checkpoint": str(final), "best_checkpoint": None}
-    if best is not None and best.state is not None:
-        paths["best_checkpoint"] = str(save(best.state, _sidecar(row, "best", best.epoch),
-                                            directory / f"{stem}-best{SUFFIX}"))
+    try:
+        save(model.state_dict(), _sidecar(row, "final", epochs), final)
+        if best is not None and best.state is not None:
+            paths["best_checkpoint"] = str(save(best.state, _sidecar(row, "best", best.epoch),
+                                                best_path))
+    except BaseException:  # a full disk, Ctrl-C: leave no part of this run's checkpoints
+        remove_run({"checkpoint": str(final), "best_checkpoint": str(best_path)})
+        raise
     return paths
+
+
+def remove_run(paths: dict) -> None:
+    """Delete a run's checkpoints (weights, sidecars, temporary files), as save_run returned
+    them: a run whose row could not be written must not leave orphan weights."""
+    for weights in filter(None, (paths.get("checkpoint"), paths.get("best_checkpoint"))):
+        weights = Path(weights)
+        for path in (weights, weights.with_suffix(".json")):
+            path.unlink(missing_ok=True)
+            path.with_name(path.name + ".tmp").unlink(missing_ok=True)
 
 
 def resolve(path: Path | str) -> tuple[Path, Path]:

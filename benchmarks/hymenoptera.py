@@ -25,6 +25,7 @@ from models.report import inspect
 from .config import Config, add_config_args, config_from_args
 from .data import Data
 from .images import load_image_splits
+from .results import check_target
 from .runs import train_and_record
 from .train import resolve_device, seeded
 
@@ -200,6 +201,7 @@ def main(args: argparse.Namespace) -> int:
     base = config_from_args(args, task="hymenoptera")
     seeds = args.seeds or [base.seed]
     device = resolve_device(base.device)
+    check_target(args.results)  # a runs CSV that cannot take a row fails before any work
     _, _, described = load_weights(base.weights)  # fails before any image is read
     data = load_data(base, device)
     console.print(f"[bold]resnet18[/bold] {base.mode} on {device}: {len(data.train):,} "

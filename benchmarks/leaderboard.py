@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +11,7 @@ from rich.table import Table
 
 from models import UserError, arch_of, list_models
 
-from .results import RESULTS_DIR
+from .results import RESULTS_DIR, read_checked
 
 KEYS = ["task", "arch", "epochs", "train_images"]
 
@@ -58,7 +59,12 @@ def regenerate(results_dir: Path | None = None) -> pd.DataFrame:
     if not runs_path.is_file():
         raise UserError(f"no runs yet: {runs_path} does not exist "
                         "(python -m benchmarks mnist --model NAME writes it)")
-    board = leaderboard(pd.read_csv(runs_path))
+    # A damaged file is an error naming its first bad line, not a board that silently skips
+    # rows: every run in the file counts, or the user hears which line to repair.
+    data = read_checked(runs_path)
+    if not data:
+        raise UserError(f"{runs_path} is empty (0 bytes): no header line and no runs")
+    board = leaderboard(pd.read_csv(io.BytesIO(data)))
     board.to_csv(results_dir / "leaderboard.csv", index=False)
     return board
 

@@ -14,6 +14,7 @@ from models.report import profile
 
 from .config import Config, add_config_args, config_from_args
 from .data import Data, load_mnist
+from .results import check_target
 from .runs import (
     add_jobs_arg,
     for_jobs,
@@ -63,6 +64,7 @@ def main(args: argparse.Namespace) -> int:
     seeds = args.seeds or [base.seed]
     jobs = parse_jobs(args.jobs)
     create_model(base.model)  # unknown or over-budget models fail before any data is loaded
+    check_target(args.results)  # so does a runs CSV that cannot take a row
     device = resolve_device(base.device)
     jobs = min(resolve_jobs(jobs, device), len(seeds))
     base = for_jobs(base, jobs)

@@ -19,8 +19,8 @@ from rich.console import Console
 
 from models import UserError
 
-from .checkpoint import BestWeights, checkpoint_dir, save_run
-from .results import append_row, make_row
+from .checkpoint import BestWeights, checkpoint_dir, remove_run, save_run
+from .results import append_row, check_target, make_row
 from .train import DivergedError, train
 
 
@@ -29,8 +29,11 @@ def train_and_record(cfg, data, model, *, family: str, params: int, macs: int,
                      on_epoch=None) -> dict:
     """Train `model`; unless results is False, save its weights and append its row.
 
-    Nothing is written if training raises (a failed run leaves no partial row).
+    Nothing is written if training raises (a failed run leaves no partial row), and a run
+    whose row cannot be written leaves no checkpoints.
     """
+    if results is not False:
+        check_target(results)  # a run that could not record its row is never started
     # Snapshots of the best-by-validation weights, only when they will be saved.
     best = BestWeights(model, on_epoch) if results is not False else None
     result = train(model, cfg, data, on_epoch=best or on_epoch)
@@ -41,8 +44,17 @@ def train_and_record(cfg, data, model, *, family: str, params: int, macs: int,
     row["_result"] = result  # for callers (checkpoints, reports); never written to the CSV
     row["_model"] = model
     if results is not False:
-        row.update(save_run(row, model, best, checkpoint_dir(results)))  # row["checkpoint"]
-        append_row(row, results)
+        try:
+            paths = save_run(row, model, best, checkpoint_dir(results))
+        except OSError as e:  # save_run has removed what it wrote
+            raise UserError(f"cannot save the checkpoint in {checkpoint_dir(results)} "
+                            f"({e.strerror or e}); no row written") from None
+        row.update(paths)  # row["checkpoint"], row["best_checkpoint"]
+        try:
+            append_row(row, results)
+        except BaseException:
+            remove_run(paths)  # weights without their row would be orphans
+            raise
     return row
 
 

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.config import Config, task_config
+from benchmarks.results import check_target
 from benchmarks.runs import for_jobs, resolve_jobs, side_by_side, stop_hook
 from benchmarks.tasks import get_task
 from benchmarks.train import resolve_device
@@ -86,6 +87,7 @@ def confirm(study: optuna.Study, top: int, seeds: list[int], overrides: dict,
     device = resolve_device(base.device)
     n_jobs = resolve_jobs(jobs, device)
     base = for_jobs(dataclasses.replace(base, progress=console.is_terminal), n_jobs)
+    check_target()  # results/runs.csv can take the rows, before any data is loaded
     data = task.load_data(base, device)  # full train set and the test set
     console.print(f"confirming {len(trials)} trial(s) of {study.study_name} with seeds {seeds}: "
                   f"{len(data.train):,} training images, {len(data.test):,} test images, "
