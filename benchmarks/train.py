@@ -48,10 +48,20 @@ def seeded(seed: int):
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    from models import UserError
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"invalid option: device must be auto, cpu, cuda, cuda:N or mps "
+                        f"(got {name!r})") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        from models import UserError
         raise UserError(f"invalid option: device {name!r} asked for, but CUDA is not available")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UserError(f"invalid option: device {name!r} asked for, but this machine has "
+                        f"{torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"invalid option: device {name!r} asked for, but MPS is not available")
     return device
 
 

@@ -27,8 +27,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.csv == "-":
                 write_csv(rows)
             else:
-                with open(args.csv, "w", newline="") as f:
-                    write_csv(rows, f)
+                try:
+                    with open(args.csv, "w", newline="") as f:
+                        write_csv(rows, f)
+                except OSError as e:
+                    raise UserError(f"cannot write {args.csv}: {e.strerror or e}") from None
                 print(f"wrote {args.csv} ({len(rows)} models)")
         else:
             print_zoo(zoo_rows())

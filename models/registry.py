@@ -5,9 +5,10 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
-from .arch import Net, build
+from .arch import ArchError, Net, build, parse
 
 # The product's parameter budget. Change it here (or set models.registry.BUDGET at run time);
 # create_model refuses anything above it before a single step is trained.
@@ -25,6 +26,11 @@ class UnknownModelError(UserError, KeyError):
 
 class OverBudgetError(UserError, ValueError):
     pass
+
+
+class InvalidArchError(ArchError, UserError):
+    """An architecture string a user gave that does not parse: an ArchError (what the search
+    catches) that the CLIs report as a user error (exit 2, no traceback)."""
 
 
 FAMILIES: dict[str, Callable[..., str]] = {}  # family name -> function(**params) -> arch string
@@ -90,7 +96,11 @@ def arch_of(name: str, **overrides) -> str:
     if "|" in name:  # already an architecture string
         if overrides:
             raise UserError("overrides apply to named models, not to architecture strings")
-        return str(build(name).arch)
+        return _parsed(name)
+    if name not in MODELS and "-" in name:  # zoo names have none; architecture strings do
+        raise InvalidArchError(
+            f"{name!r} looks like an architecture string without its dropout suffix: end it "
+            f"with '|do<p>' (the dropout after each block), e.g. '{name}|do0'")
     if name not in MODELS:
         raise UnknownModelError(
             f"unknown model {name!r}; known models: {', '.join(list_models())} "
@@ -100,7 +110,33 @@ def arch_of(name: str, **overrides) -> str:
     if unknown:
         raise UserError(f"{name} ({fam} family) has no parameter(s) {sorted(unknown)}; "
                         f"it takes {sorted(family_params(fam))}")
-    return FAMILIES[fam](**{**params, **overrides})
+    try:
+        return FAMILIES[fam](**{**params, **overrides})
+    except ValueError as e:  # ArchError: overrides that make no network
+        raise InvalidArchError(f"{name} with {overrides}: {e}") from None
+
+
+def _parsed(text: str) -> str:
+    """The canonical form of an architecture string; InvalidArchError (a UserError) if none."""
+    try:
+        return str(parse(text))
+    except ArchError as e:
+        raise InvalidArchError(str(e)) from None
+    except ValueError as e:  # int() of a width with thousands of digits
+        short = text if len(text) <= 60 else text[:57] + "..."
+        raise InvalidArchError(f"{short!r}: {e}") from None
+
+
+def _count_unbuilt(arch: str) -> int | None:
+    """Parameters of `arch` counted on the meta device: shapes only, nothing allocated, no
+    random numbers drawn. None when its widths are too large for torch to describe at all."""
+    try:
+        with torch.device("meta"):
+            return count_params(build(arch))
+    except (RuntimeError, TypeError, OverflowError) as e:
+        if "overflow" in str(e).lower():
+            return None
+        raise
 
 
 def family_of(name_or_arch: str) -> str:
@@ -112,10 +148,12 @@ def create_model(name: str, budget: int | None = None, **overrides) -> Net:
 
     Raises OverBudgetError when the model has more parameters than the budget.
     """
-    model = build(arch_of(name, **overrides))
+    arch = arch_of(name, **overrides)
     limit = BUDGET if budget is None else budget
-    n = count_params(model)
-    if n > limit:
-        raise OverBudgetError(
-            f"{name} ({model.arch}) has {n:,} parameters, over the budget of {limit:,}")
-    return model
+    # Counted before anything is allocated, so an absurd width is refused, not attempted.
+    n = _count_unbuilt(arch)
+    if n is None or n > limit:
+        counted = "too many parameters to count" if n is None else f"{n:,} parameters"
+        shown = name if name == arch else f"{name} ({arch})"
+        raise OverBudgetError(f"{shown} has {counted}, over the budget of {limit:,}")
+    return build(arch)

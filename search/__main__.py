@@ -275,7 +275,8 @@ def run(args: argparse.Namespace) -> int:
     for source in args.warm_start:
         if known is None or source not in known.user_attrs.get("warm_start", []):
             check_warm_start(storage, source, settings, name)
-    if known is not None and max_trials and study_trained(known) >= max_trials:
+    if (known is not None and max_trials and study_trained(known) >= max_trials
+            and not args.warm_start and args.enqueue_zoo is None):  # done: load no data
         console.print(f"study {name} already holds {study_trained(known)} trained trials "
                       f"(--max-trials {max_trials}); nothing to do. Raise --max-trials to go on.")
         return 0

@@ -8,7 +8,10 @@ so `optuna trials`, `optuna-dashboard <url>` and `optuna.load_study` read them a
 from __future__ import annotations
 
 import collections
+import hashlib
+import os
 import random
+import re
 import time
 import warnings
 from pathlib import Path
@@ -35,8 +38,34 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
 
 
+# A study name is also a file name (`search export` writes <out>/<study>-trials.csv), so it is
+# one plain path component: never empty, never '..', never a folder of its own.
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+
+
 class StorageError(UserError):
     """A storage URL that cannot be opened, or a study that is not in it."""
+
+
+def check_study_name(name: str, option: str = "--study") -> str:
+    """`name` if it can name a study (and its export files); a UserError saying why not."""
+    if not STUDY_NAME.fullmatch(name):
+        shown = repr(name) if len(name) <= 60 else repr(name[:57] + "...")
+        raise UserError(f"invalid option: {option} {shown}: a study name is 1 to 100 letters, "
+                        "digits and . _ + -, starting with a letter or digit (it also names "
+                        "the files `search export` writes)")
+    return name
+
+
+def sampler_seed(seed: int | None, n_trials: int) -> int | None:
+    """The sampler's seed for a worker started with --seed `seed` on a study that holds
+    `n_trials` trials: the seed itself on a new study (so a first run is what it always was),
+    else one drawn from both, so a restarted worker does not sample its first run's trials
+    again (a fixed seed would replay the same random startup samples)."""
+    if seed is None or n_trials == 0:
+        return seed
+    digest = hashlib.sha256(f"{seed}:{n_trials}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
 
 
 def default_storage() -> str:
@@ -72,11 +101,7 @@ def open_storage(url: str | None = None, heartbeat: int | None = None,
     """An RDBStorage for `url` (default: the SQLite file), with heartbeat when asked for."""
     url = url or default_storage()
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        path = Path(url[len("sqlite:///"):])
-        if not create and not path.is_file():
-            raise StorageError(f"no search storage at {path} (run `python -m search run` first, "
-                               "or pass --storage URL)")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _check_sqlite_file(url[len("sqlite:///"):].split("?")[0], create)
     # SQLite: wait for the file lock instead of failing when workers write at once.
     # Servers: check pooled connections, which die when a server restarts.
     engine = ({"connect_args": {"timeout": 60}} if url.startswith("sqlite")
@@ -100,6 +125,30 @@ def open_storage(url: str | None = None, heartbeat: int | None = None,
         raise StorageError(f"cannot open storage {safe_url(url)}: {why}\n  expected an "
                            "Optuna storage URL such as sqlite:///results/search.db or "
                            "postgresql+psycopg://user:password@host:5432/dbname") from None
+
+
+def _check_sqlite_file(text: str, create: bool) -> None:
+    """The SQLite file of a storage URL: there to read (create=False), or a file this user can
+    write, in a folder it can write (SQLite's journal goes beside it), made if missing."""
+    if not text or "\0" in text:
+        raise StorageError(f"invalid storage URL sqlite:///{text!r}: expected "
+                           "sqlite:///PATH/TO/FILE.db")
+    path = Path(text)
+    try:
+        if not create and not path.is_file():
+            raise StorageError(f"no search storage at {path} (run `python -m search run` "
+                               "first, or pass --storage URL)")
+        if not create:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and not path.is_file():
+            raise StorageError(f"cannot use {path} as search storage: it is not a file")
+        for what, where in (("file", path), ("folder", path.parent)):
+            if where.exists() and not os.access(where, os.W_OK):
+                raise StorageError(f"cannot write the search storage {path}: its {what} "
+                                   f"{where} is read-only for this user")
+    except OSError as e:
+        raise StorageError(f"cannot use {path} as search storage: {e.strerror or e}") from None
 
 
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
@@ -131,8 +180,60 @@ def ran_with(recorded: dict) -> dict:
     return {k: recorded.get(k, UNRECORDED.get(k)) for k in PINNED}
 
 
+def peek_study(storage, name: str, settings: dict,
+               hint: str | None = None) -> optuna.Study | None:
+    """Study `name` if the storage holds it (None if not), checked for resuming with
+    `settings`: a UserError (suggesting --study `hint`) if it ran with other ones. Reads only:
+    nothing is created or pinned, so a refused run leaves the storage as it was."""
+    try:
+        study = optuna.load_study(study_name=name, storage=storage,
+                                  sampler=optuna.samplers.RandomSampler())
+    except KeyError:
+        return None
+    except sqlalchemy.exc.SQLAlchemyError as e:
+        raise StorageError(f"cannot read storage {safe_url(storage.url)}: "
+                           f"{str(e).strip().splitlines()[0]}") from None
+    _check_settings(study, name, settings, hint)
+    return study
+
+
+def suggest_study_name(settings: dict, defaults: dict) -> str:
+    """A study name for `settings`: <task>-<objective>, then each pinned setting that differs
+    from `defaults`, e.g. mnist-accuracy-e2-train700-test500."""
+    name = f"{settings['task']}-{settings['objective']}"
+    label = {"epochs": "e", "train_subset": "train", "val_split": "val", "test_subset": "test"}
+    extra = "".join(f"-{label.get(k, k)}{settings[k]}" for k in PINNED
+                    if k not in ("task", "objective") and settings.get(k) != defaults.get(k))
+    return (name + extra)[:100]
+
+
+def _check_settings(study: optuna.Study, name: str, settings: dict,
+                    hint: str | None = None) -> None:
+    """UserError unless study `name` may be resumed with `settings` (directions and every
+    pinned setting alike; a study with no recorded settings takes these)."""
+    objective = settings["objective"]
+    stored = study.user_attrs.get("search")
+    if len(study.directions) != len(OBJECTIVES[objective]):
+        was = (stored or {}).get("objective") or ("pareto" if len(study.directions) > 1
+                                                  else "accuracy")
+        raise UserError(f"study {name!r} is a {was} study; pass --objective {was} or another "
+                        "--study")
+    if stored is None:
+        return
+    old = ran_with(stored)
+    diff = {k: (old[k], settings.get(k)) for k in PINNED if old[k] != settings.get(k)}
+    if diff:
+        shown = ", ".join(f"{k}={old!r} (now {new!r})" for k, (old, new) in diff.items())
+        raise UserError(f"study {name!r} was run with {shown}; resume it with the same "
+                        "settings, or pass another --study"
+                        + (f" (e.g. --study {hint})" if hint and hint != name else ""))
+
+
 def open_study(storage, name: str, settings: dict, sampler=None, pruner=None) -> optuna.Study:
-    """Create the study or resume it (load_if_exists); refuse to mix different settings."""
+    """Create the study or resume it (load_if_exists); refuse to mix different settings.
+    The study is pinned to `settings` (its "search" user attribute) when it has none: call
+    this only once every other check of a run has passed (peek_study checks without writing).
+    """
     objective = settings["objective"]
     try:
         study = optuna.create_study(storage=storage, study_name=name, sampler=sampler,
@@ -140,20 +241,13 @@ def open_study(storage, name: str, settings: dict, sampler=None, pruner=None) ->
                                     load_if_exists=True)
     except ValueError as e:  # e.g. the study exists with other directions
         raise UserError(f"study {name!r}: {e}") from None
-    stored = study.user_attrs.get("search")
-    if stored is None:
+    except sqlalchemy.exc.SQLAlchemyError as e:  # e.g. a read-only database file
+        raise StorageError(f"cannot write storage {safe_url(storage.url)}: "
+                           f"{str(e).strip().splitlines()[0]}") from None
+    _check_settings(study, name, settings)
+    if study.user_attrs.get("search") is None:
         study.set_user_attr("search", settings)
         study.set_metric_names(METRIC_NAMES[objective])
-    elif len(study.directions) != len(OBJECTIVES[objective]):
-        raise UserError(f"study {name!r} is a {stored.get('objective')} study; "
-                        f"pass --objective {stored.get('objective')} or another --study")
-    else:
-        old = ran_with(stored)
-        diff = {k: (old[k], settings.get(k)) for k in PINNED if old[k] != settings.get(k)}
-        if diff:
-            shown = ", ".join(f"{k}={old!r} (now {new!r})" for k, (old, new) in diff.items())
-            raise UserError(f"study {name!r} was run with {shown}; resume it with the same "
-                            "settings, or pass another --study")
     return study
 
 
@@ -181,6 +275,22 @@ def tally(trials: list[FrozenTrial]) -> collections.Counter:
     return collections.Counter(status_of(t) for t in trials)
 
 
+def check_warm_start(storage, source: str, settings: dict, name: str) -> optuna.Study:
+    """Study `source`, if study `name` (with `settings`) may warm-start from it: it exists,
+    is another study, and agrees on every pinned setting but the budget, which may only grow.
+    A UserError otherwise. Reads only."""
+    if source == name:
+        raise UserError(f"invalid option: --warm-start {source}: a study cannot warm-start "
+                        "from itself (its trials would be copied into it twice)")
+    src = load_study(storage, source)
+    old = ran_with(src.user_attrs.get("search", {}))
+    diff = [k for k in PINNED if k != "budget" and old[k] != settings.get(k)]
+    if diff or old["budget"] > settings["budget"]:
+        why = ", ".join(f"{k}={old[k]!r} (here {settings.get(k)!r})" for k in diff or ["budget"])
+        raise UserError(f"cannot warm-start from study {source!r}: it ran with {why}")
+    return src
+
+
 def warm_start(study: optuna.Study, storage, source: str) -> int:
     """Copy the trained (complete or pruned) trials of study `source` into `study`, once, so
     its sampler starts from what that study learned (e.g. a study under a tighter budget).
@@ -190,12 +300,7 @@ def warm_start(study: optuna.Study, storage, source: str) -> int:
     done = study.user_attrs.get("warm_start", [])
     if source in done:
         return 0
-    src = load_study(storage, source)
-    mine, old = study.user_attrs["search"], ran_with(src.user_attrs.get("search", {}))
-    diff = [k for k in PINNED if k != "budget" and old[k] != mine.get(k)]
-    if diff or old["budget"] > mine["budget"]:
-        why = ", ".join(f"{k}={old[k]!r} (here {mine.get(k)!r})" for k in diff or ["budget"])
-        raise UserError(f"cannot warm-start from study {source!r}: it ran with {why}")
+    src = check_warm_start(storage, source, study.user_attrs["search"], study.study_name)
     copied = [optuna.trial.create_trial(
         state=t.state, values=t.values if t.state == TrialState.COMPLETE else None,
         params=t.params, distributions=t.distributions, intermediate_values=t.intermediate_values,
