@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import evaluate, hymenoptera, leaderboard, make_plots, mnist, speed
+from . import docs, evaluate, hymenoptera, leaderboard, make_plots, mnist, speed
 from .runs import run_command
 
 # Each command module has add_parser(subparsers), which sets func(args) -> exit code.
-COMMANDS = [mnist, hymenoptera, leaderboard, evaluate, make_plots, speed]
+COMMANDS = [mnist, hymenoptera, leaderboard, evaluate, make_plots, speed, docs]
 
 
 def main(argv: list[str] | None = None) -> int:

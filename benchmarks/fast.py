@@ -36,7 +36,7 @@ class Fast:
     amp: torch.dtype | None  # autocast dtype for the training forward pass (None: fp32)
     compile: bool  # torch.compile the training forward pass
     threads: int | None  # torch CPU threads while training (None: leave torch's setting)
-    geometric_dropout: bool  # nn.Dropout runs as GeometricDropout while training
+    geometric_dropout: bool  # RunDropout draws CPU masks from geometric gaps (fast_dropout)
     fast_batchnorm: bool  # nn.BatchNorm2d runs as ChannelsLastBatchNorm2d while training
     keep_heap: bool  # glibc keeps freed memory for reuse (process-wide, from the first training)
 
@@ -62,8 +62,8 @@ def fast_settings(cfg, device: torch.device) -> Fast:
 def native_bf16(device: torch.device) -> bool:
     """bf16 in hardware: CUDA compute capability 8+, or a CPU with AVX512-BF16 or AMX (where
     oneDNN runs bf16 convs natively; emulated, bf16 would be slower than fp32)."""
-    if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cuda":  # Ampere (8.x) on; is_bf16_supported() also counts emulation
+        return torch.cuda.is_available() and torch.cuda.get_device_capability(device)[0] >= 8
     if device.type == "cpu":
         return any(getattr(torch.cpu, probe, lambda: False)()
                    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
@@ -112,23 +112,30 @@ def make_optimizer(model: nn.Module, cfg, device: torch.device) -> torch.optim.O
                            weight_decay=cfg.weight_decay, **kwargs)
 
 
-class GeometricDropout(nn.Dropout):
-    """nn.Dropout with a cheaper mask on CPU, where drawing one random number per element
-    dominates dropout. The gaps between dropped elements of iid Bernoulli(p) drops are
-    Geometric(p), so drawing the gaps gives exactly the same distribution from about p*n random
-    numbers instead of n (3x faster per mask at p = 0.05). Its draws come from `generator` (the
-    training run's own, set by fast_model), so trainings running side by side in threads
-    (search run --jobs) never share a random stream."""
+class RunDropout(nn.Dropout):
+    """nn.Dropout drawing from the training run's own generator (set by fast_model, on the
+    model's device), never torch's global one: trainings side by side in threads (--jobs) never
+    share a random stream, and a run's seed alone decides its masks, on CPU and CUDA alike.
+
+    On CPU, where drawing one random number per element dominates dropout, the mask comes from
+    geometric gaps (`geometric`): the gaps between dropped elements of iid Bernoulli(p) drops
+    are Geometric(p), so drawing the gaps gives exactly the same distribution from about p*n
+    random numbers instead of n (3x faster per mask at p = 0.05)."""
 
     generator: torch.Generator | None = None
+    geometric: bool = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        layout = _layout(x)
-        if self.inplace or self.p >= 1 or layout is None or x.device.type != "cpu":
+        if self.inplace or self.p >= 1 or self.generator is None:
             return super().forward(x)
-        return x * layout(geometric_mask(x.numel(), self.p, self.generator, x.dtype))
+        layout = _layout(x)
+        if self.geometric and layout is not None and x.device.type == "cpu":
+            return x * layout(geometric_mask(x.numel(), self.p, self.generator, x.dtype))
+        # empty_like keeps x's layout (channels_last too); one draw per element
+        keep = torch.empty_like(x).bernoulli_(1 - self.p, generator=self.generator)
+        return x * keep.div_(1 - self.p)
 
 
 def geometric_mask(n: int, p: float, generator: torch.Generator | None,
@@ -161,16 +168,19 @@ def _layout(x: torch.Tensor):
 def fast_model(model: nn.Module, fast: Fast, seed: int = 0):
     """Put the model in the fast layout (dropout, batch norm) for training; give it back as it
     was. The swapped classes only change how training computes, never the state dict."""
-    swaps = {nn.Dropout: GeometricDropout if fast.geometric_dropout else None,
+    swaps = {nn.Dropout: RunDropout,
              nn.BatchNorm2d: ChannelsLastBatchNorm2d if fast.fast_batchnorm else None}
     swapped = [m for m in model.modules() if swaps.get(type(m))]
     dropouts = [m for m in swapped if type(m) is nn.Dropout]
-    # Its own stream, not the shuffling one's (train() seeds that with the same seed).
-    generator = torch.Generator().manual_seed(seed ^ 0x5DEECE66D) if dropouts else None
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    # Its own stream on the model's device, not the shuffling one's (train() seeds that with
+    # the same seed).
+    generator = torch.Generator(device).manual_seed(seed ^ 0x5DEECE66D) if dropouts else None
     try:
         with training_process(fast):
             for m in dropouts:
-                m.generator = generator
+                m.generator, m.geometric = generator, fast.geometric_dropout
             for m in swapped:
                 m.__class__ = swaps[type(m)]
             if fast.channels_last:
@@ -180,7 +190,7 @@ def fast_model(model: nn.Module, fast: Fast, seed: int = 0):
         for m in swapped:
             m.__class__ = m.__class__.__base__  # nn.Dropout, nn.BatchNorm2d
         for m in dropouts:
-            del m.generator
+            del m.generator, m.geometric
         model.to(memory_format=torch.contiguous_format)  # what checkpoints and callers expect
 
 

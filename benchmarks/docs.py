@@ -1,0 +1,195 @@
+"""python -m benchmarks docs: the tables in README.md and docs/*.md, generated from result files.
+
+A Markdown file marks each generated table with a pair of comments,
+
+    <!-- table: NAME [ARG] -->
+    ...                 (rewritten by this command)
+    <!-- end table -->
+
+and NAME is one of TABLES below (ARG, where given, is passed on: a model for `runs`). Every
+figure in them comes from a committed file (results/leaderboard.csv, runs.csv, speed.json, the
+study databases), never from a hand edit;
+`--check` exits 1 when a file is out of date (tests/test_docs.py runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from models import UserError, count_params, create_model, list_models
+from models.registry import BUDGET, CLAIMS, FOUND_BY, SOURCES, arch_of
+
+from . import results as results_mod
+from .leaderboard import champions
+
+FILES = ("README.md", "docs/performance.md", "docs/champions.md")
+BLOCK = re.compile(r"(<!-- table: ([\w-]+) ?([\w.-]*) -->\n)(.*?)(<!-- end table -->)", re.S)
+TARGET = 99.4
+
+
+def _md(header: list[str], rows: list[list], align: str = "") -> str:
+    align = align or "l" * len(header)
+    rule = ["---:" if a == "r" else "---" for a in align]
+    # An architecture string's '|' would end a Markdown cell: escape it.
+    lines = [header, rule, *[[str(c).replace("|", "\\|") for c in r] for r in rows]]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines) + "\n"
+
+
+def _pct(v) -> str:
+    return "-" if pd.isna(v) else f"{v:.2f}"
+
+
+def _proven(results: Path) -> pd.DataFrame:
+    """Leaderboard rows of MNIST, 20 epochs, all 60,000 training images, 5 seeds or more."""
+    board = pd.read_csv(results / "leaderboard.csv")
+    return board[(board.task == "mnist") & (board.epochs == 20)
+                 & (board.train_images == 60_000) & (board.seeds >= 5)]
+
+
+def _seed_accs(results: Path, arch: str, epochs: int = 20) -> list[float]:
+    runs = pd.read_csv(results / "runs.csv")
+    runs = runs[(runs.arch == arch) & (runs.epochs == epochs) & (runs.train_images == 60_000)]
+    return list(runs.sort_values("seed").final_test_acc)
+
+
+def champions_table(results: Path, _: str = "") -> str:
+    board = pd.read_csv(results / "leaderboard.csv")
+    rows = []
+    for role, r in champions(board, TARGET).items():
+        if r is None:
+            rows.append([role, "none yet", "", "", "", "", ""])
+            continue
+        accs = _seed_accs(results, r.arch)
+        rows.append([role, f"`{r.model}`", f"{int(r.params):,}", " ".join(map(_pct, accs)),
+                     _pct(r.mean_test_acc), _pct(r.min_test_acc),
+                     FOUND_BY.get(r.model, "hand-made")])
+    return _md(["champion", "zoo member", "params", "test acc per run (epoch 20)", "mean", "min",
+                "found by (study:trial)"], rows, "llrlrrl")
+
+
+def leaderboard_table(results: Path, _: str = "") -> str:
+    board = _proven(results).sort_values("params")
+    rows = [[f"`{r.model}`" if r.model in list_models() else f"`{r.arch}`", f"{int(r.params):,}",
+             r.seed_list, int(r.runs), _pct(r.mean_test_acc), _pct(r.min_test_acc),
+             "yes" if r.min_test_acc >= TARGET else "no"] for r in board.itertuples()]
+    return _md(["model", "params", "seeds", "runs", "mean", "min", "all >= 99.4"], rows,
+               "lrlrrrl")
+
+
+def peers_table(results: Path, _: str = "") -> str:
+    runs = pd.read_csv(results / "runs.csv")
+    rows = []
+    for name in sorted(SOURCES, key=lambda m: count_params(create_model(m))):
+        arch = arch_of(name)
+        mine = runs[(runs.arch == arch) & (runs.train_images == 60_000)]
+        accs = list(mine.sort_values("seed").final_test_acc)
+        epochs = ", ".join(map(str, sorted(set(mine.epochs)))) or "-"
+        rows.append([f"`{name}`", f"{count_params(create_model(name)):,}", SOURCES[name],
+                     CLAIMS.get(name, "-"), epochs, len(accs),
+                     _pct(sum(accs) / len(accs)) if accs else "-",
+                     _pct(min(accs)) if accs else "-",
+                     f"{sum(a >= TARGET for a in accs)} of {len(accs)}"])
+    return _md(["peer", "params", "source (GitHub repository, file)", "claimed (one run, test)",
+                "epochs", "seeds", "measured mean", "min", "seeds >= 99.4"], rows, "lrllrrrrr")
+
+
+def speed_table(results: Path, _: str = "") -> str:
+    r = json.loads((results / "speed.json").read_text())
+    base = r["baseline"]["images_per_second"]
+    entries = [("classic PyTorch loop (baseline)", r["baseline"]), ("harness", r["harness"]),
+               *r["others"].items()]
+    rows = [[name, f"{e['images_per_second']:,.0f}", f"{e['images_per_second'] / base:.2f}x",
+             " ".join(f"{v:,.0f}" for v in e["runs"])] for name, e in entries]
+    table = _md(["contender", "img/s (median)", "vs baseline", "each round"], rows, "lrrl")
+    return table + (f"\n{r['model']} ({r['params']:,} params), batch {r['batch_size']}, "
+                    f"{r['steps']} steps x {r['rounds']} rounds, {r['device_name']}, torch "
+                    f"{r['torch_version']}, commit {r['git_commit']}, {r['timestamp']}.\n")
+
+
+def studies_table(results: Path, _: str = "") -> str:
+    import optuna
+
+    rows = []
+    for db in sorted(results.glob("*.db")):
+        url = f"sqlite:///{db}"
+        for summary in optuna.get_all_study_summaries(url):
+            study = optuna.load_study(study_name=summary.study_name, storage=url)
+            trials = study.get_trials(deepcopy=False)
+            states = Counter(t.state.name.lower() for t in trials)
+            hours = sum((t.datetime_complete - t.datetime_start).total_seconds()
+                        for t in trials if t.datetime_complete and t.datetime_start) / 3600
+            settings = study.user_attrs.get("search", {})
+            rows.append([f"`{summary.study_name}`", db.name,
+                         f"{settings.get('budget', BUDGET):,}",
+                         settings.get("epochs", "-"), len(trials), states["complete"],
+                         states["pruned"], states["fail"] + states["running"], f"{hours:.1f}"])
+    return _md(["study", "database", "budget", "epochs", "trials", "trained to the end",
+                "pruned", "failed or cut off", "trial hours"], rows, "llrrrrrrr")
+
+
+def runs_table(results: Path, model: str) -> str:
+    """Every 20-epoch full-set run of one model, grouped by the code and precision that ran it."""
+    runs = pd.read_csv(results / "runs.csv")
+    runs = runs[(runs.model == model) & (runs.epochs == 20) & (runs.train_images == 60_000)]
+    if runs.empty:
+        return f"(no 20-epoch runs of {model} yet)\n"
+    cfg = runs.config.map(json.loads)
+    runs = runs.assign(path=[f"{c.get('amp', 'auto')} amp, channels_last "
+                             f"{c.get('channels_last', 'auto')}" for c in cfg])
+    rows = []
+    for (commit, path), g in runs.groupby(["git_commit", "path"], sort=False):
+        g = g.sort_values("seed")
+        accs = [f"{s}: {a:.2f}" for s, a in zip(g.seed, g.final_test_acc)]
+        rows.append([f"`{commit}`", path, " ".join(accs), _pct(g.final_test_acc.mean()),
+                     f"{sum(g.final_test_acc >= TARGET)} of {len(g)}",
+                     f"{g.seconds.min():.0f}-{g.seconds.max():.0f}"])
+    return _md(["commit", "precision and layout", "seed: test acc (epoch 20)", "mean",
+                ">= 99.4", "seconds"], rows, "lllrrr")
+
+
+TABLES: dict[str, Callable[[Path, str], str]] = {
+    "champions": champions_table, "leaderboard": leaderboard_table, "peers": peers_table,
+    "speed": speed_table, "studies": studies_table, "runs": runs_table}
+
+
+def render(text: str, results: Path) -> str:
+    def fill(m: re.Match) -> str:
+        if m[2] not in TABLES:
+            raise UserError(f"unknown generated table {m[2]!r}; known: {', '.join(TABLES)}")
+        return m[1] + TABLES[m[2]](results, m[3]) + m[5]
+    return BLOCK.sub(fill, text)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("docs", help="regenerate the tables in README.md and docs/ from results",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results-dir", type=Path, default=None,
+                   help="default: results/ or $NAS_RESULTS")
+    p.add_argument("--check", action="store_true",
+                   help="change nothing; exit 1 if a file's tables are out of date")
+    p.add_argument("files", nargs="*", type=Path, help=f"default: {' '.join(FILES)}")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    results = Path(args.results_dir or results_mod.RESULTS_DIR)
+    stale = []
+    for path in args.files or [Path(f) for f in FILES]:
+        if not path.is_file():
+            raise UserError(f"{path}: no such file")
+        text = path.read_text()
+        new = render(text, results)
+        if new != text:
+            stale.append(path)
+            if not args.check:
+                path.write_text(new)
+    verb = "out of date" if args.check else "rewritten"
+    print(f"{verb}: {', '.join(map(str, stale))}" if stale else "all tables up to date")
+    return 1 if stale and args.check else 0
