@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test test-slow search params leaderboard lint clean-venv transfer plots \
+.PHONY: install test test-slow search params leaderboard docs lint clean-venv transfer plots \
 	dashboard bench
 
 install: $(STAMP)
@@ -30,8 +30,13 @@ search: $(STAMP)
 params: $(STAMP)
 	$(BIN)/python -m models
 
+# results/leaderboard.csv from runs.csv, then the generated tables of README.md and docs/.
 leaderboard: $(STAMP)
 	$(BIN)/python -m benchmarks leaderboard
+	$(BIN)/python -m benchmarks docs
+
+docs: $(STAMP)
+	$(BIN)/python -m benchmarks docs
 
 # The ants/bees transfer task (fine-tune ResNet18). Offline, ImageNet weights must already be
 # in torch's cache: `make transfer WEIGHTS=PATH` (a state-dict file) or WEIGHTS=none.
@@ -50,8 +55,9 @@ dashboard: $(STAMP)
 	$(BIN)/python -m search.dashboard --port $(PORT) $(if $(STORAGE),--storage $(STORAGE))
 
 # Images/s of the harness vs the classic PyTorch loop on resnet_8k (MNIST from $MNIST_ROOT or
-# ./data), each fast-path choice switched off in turn, and K=2 trials at once vs one by one;
-# every figure goes to results/speed.json. A few minutes on 2 CPU cores. BENCH_ARGS adds options.
+# ./data), each fast-path choice switched off in turn, and K=2 trainings side by side vs one by
+# one; every figure goes to results/speed.json. About 5 minutes on 2 quiet CPU cores;
+# BENCH_ARGS adds options.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks speed --ablate channels_last amp dropout batchnorm threads --parallel 2 \
 		$(BENCH_ARGS)
