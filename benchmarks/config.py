@@ -54,6 +54,10 @@ class Config:
     label_smoothing: float = 0.0
     rotate: float = 7.0  # augmentation: max rotation, degrees
     translate: float = 0.08  # augmentation: max shift, fraction of the image side
+    scale: float = 0.0  # augmentation: max zoom, fraction (0.1: 0.9x to 1.1x); 0: off
+    shear: float = 0.0  # augmentation: max horizontal shear, degrees; 0: off
+    erase: float = 0.0  # augmentation: chance an image gets a blank square (cutout); 0: off
+    ema: float = 0.0  # decay per step of a weight average, evaluated and saved (0: raw weights)
     val_split: int = 0  # images held out of the training set for validation (10000 in search)
     train_subset: int = 0  # use only the first N training images (0: all); for smoke runs
     test_subset: int = 0  # evaluate on the first N test images (0: all); for smoke runs
@@ -96,6 +100,10 @@ class Config:
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (0 <= self.rotate <= 180, "rotate must be in [0, 180] degrees"),
             (0 <= self.translate < 1, "translate must be in [0, 1)"),
+            (0 <= self.scale < 1, "scale must be in [0, 1)"),
+            (0 <= self.shear <= 45, "shear must be in [0, 45] degrees"),
+            (0 <= self.erase <= 1, "erase must be a probability in [0, 1]"),
+            (0 <= self.ema < 1, "ema must be in [0, 1) (decay per step; 0: off)"),
             (self.val_split >= 0 and self.train_subset >= 0 and self.test_subset >= 0,
              "val_split, train_subset and test_subset must be non-negative"),
             (self.threads >= 0, "threads must be non-negative"),

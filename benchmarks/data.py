@@ -52,7 +52,9 @@ class Split:
         perm = torch.randperm(len(self), device=self.y.device, generator=gen)
         for i in range(0, len(self), cfg.batch_size):
             idx = perm[i:i + cfg.batch_size]
-            yield normalize(augment(self.x[idx], cfg.rotate, cfg.translate, gen)), self.y[idx]
+            x = augment(self.x[idx], cfg.rotate, cfg.translate, gen, scale=cfg.scale,
+                        shear=cfg.shear, erase=cfg.erase)
+            yield normalize(x), self.y[idx]
 
     def eval_batches(self, batch_size: int):
         for i in range(0, len(self), batch_size):
@@ -151,17 +153,46 @@ def normalize(x_uint8_or_float: torch.Tensor) -> torch.Tensor:
     return (x - MEAN) / STD
 
 
-def augment(x: torch.Tensor, rotate: float, translate: float, gen: torch.Generator):
-    """Random rotation (degrees) and shift (fraction of side) for a whole uint8 batch at once."""
+def augment(x: torch.Tensor, rotate: float, translate: float, gen: torch.Generator,
+            scale: float = 0.0, shear: float = 0.0, erase: float = 0.0) -> torch.Tensor:
+    """A whole uint8 batch augmented at once, as floats in [0, 1]: one random affine map per
+    image (rotation up to `rotate` degrees, shift up to `translate` of the side, zoom by up to
+    1 +- `scale`, horizontal shear up to `shear` degrees), then, with probability `erase` per
+    image, a blank square (cutout) of 10-40% of the side, centred anywhere. Every draw is from
+    `gen`, the run's own; an option at 0 draws nothing, so runs without it are unchanged."""
     x = x.float().div_(255)
-    if not rotate and not translate:
-        return x
     n = x.shape[0]
-    rand = torch.rand(n, 3, device=x.device, generator=gen) * 2 - 1
-    angle = rand[:, 0] * (rotate * math.pi / 180)
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    shift = rand[:, 1:] * (2 * translate)  # grid coordinates span [-1, 1], i.e. 2 per side
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
-                         torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
+    if rotate or translate or scale or shear:
+        rand = torch.rand(n, 3, device=x.device, generator=gen) * 2 - 1
+        angle = rand[:, 0] * (rotate * math.pi / 180)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        shift = rand[:, 1:] * (2 * translate)  # grid coordinates span [-1, 1], i.e. 2 per side
+        # Rows of the map from output to input coordinates: rotation, then shear and zoom.
+        row0, row1 = [cos, -sin], [sin, cos]
+        if scale or shear:
+            more = torch.rand(n, 2, device=x.device, generator=gen) * 2 - 1
+            zoom = 1 + more[:, 0] * scale  # over 1 magnifies: input coordinates shrink
+            k = torch.tan(more[:, 1] * (shear * math.pi / 180))
+            # rotation @ [[1, k], [0, 1]] / zoom
+            row0 = [cos / zoom, (cos * k - sin) / zoom]
+            row1 = [sin / zoom, (sin * k + cos) / zoom]
+        theta = torch.stack([torch.stack([*row0, shift[:, 0]], 1),
+                             torch.stack([*row1, shift[:, 1]], 1)], 1)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
+    if erase:
+        x = x.masked_fill(cutout_mask(x.shape, erase, gen, x.device), 0.0)
+    return x
+
+
+def cutout_mask(shape, p: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    """(N, 1, H, W) bool: per image, with probability p, a square of side 10-40% of the image
+    side, centred uniformly (it may reach past the border, as in cutout); nothing otherwise."""
+    n, _, h, w = shape
+    apply, cy, cx, side = torch.rand(n, 4, device=device, generator=gen).unbind(1)
+    half = (0.1 + 0.3 * side) * min(h, w) / 2 * (apply < p)  # half a side, 0 when not erased
+    ys = torch.arange(h, device=device) + 0.5 - (cy * h)[:, None]  # pixel centres vs centre
+    xs = torch.arange(w, device=device) + 0.5 - (cx * w)[:, None]
+    inside_y = ys.abs() < half[:, None]
+    inside_x = xs.abs() < half[:, None]
+    return (inside_y[:, :, None] & inside_x[:, None, :])[:, None]

@@ -147,6 +147,58 @@ def make_schedule(opt, cfg, total_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
 
 
+class WeightAverage:
+    """An exponential moving average of the model's weights (Config.ema: the decay per step;
+    0: off, and every method does nothing). After each epoch the model holds the average, so
+    the average is what is evaluated, snapshotted by on_epoch and, after the last epoch, saved;
+    the live weights come back for the next epoch's training, which the average never changes.
+
+    Every floating-point tensor of the state dict is averaged: weights and also BatchNorm's
+    running mean and variance (as timm's ModelEma does), which track the weights' drift as
+    slowly as the average does; integer buffers (num_batches_tracked) stay the live ones. The
+    decay warms up as min(ema, (1 + t) / (10 + t)) at step t (TensorFlow's num_updates rule),
+    so the random start has faded by the first evaluations, which the pruner compares.
+
+    One foreach lerp per step with the decay computed on the host: no sync with the device
+    (torch's AveragedModel reads a device counter every update, and would deep-copy a model
+    whose classes fast_model has swapped); the lerp is the one get_ema_multi_avg_fn runs.
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.model, self.decay, self.steps = model, decay, 0
+        self.live = self._floats() if decay else []
+        self.average = [t.detach().clone() for t in self.live]
+        self.kept: list[torch.Tensor] | None = None  # the live ones, while set aside
+
+    def _floats(self) -> list[torch.Tensor]:
+        return [t for t in self.model.state_dict(keep_vars=True).values()
+                if t.is_floating_point()]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        if self.decay:
+            self.steps += 1
+            decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
+            torch._foreach_lerp_(self.average, self.live, 1 - decay)
+
+    @torch.no_grad()
+    def hold_average(self) -> None:
+        """The model's weights become the average; the live ones are kept aside."""
+        if self.decay and self.kept is None:
+            self.kept = [t.detach().clone() for t in self.live]
+            for t, a in zip(self.live, self.average):
+                t.copy_(a)
+
+    @torch.no_grad()
+    def hold_live(self) -> None:
+        """The live weights back in the model, to train on."""
+        if self.kept is not None:
+            self.live = self._floats()  # evaluation may have re-laid the model out
+            for t, k in zip(self.live, self.kept):
+                t.copy_(k)
+            self.kept = None
+
+
 def progress_bar(enabled: bool) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -177,6 +229,7 @@ def _train(model, cfg, data, on_epoch, device, fast: Fast) -> dict:
     sched = make_schedule(opt, cfg, cfg.epochs * steps)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    average = WeightAverage(model, cfg.ema)
     net = torch.compile(model) if fast.compile else model
     autocast = (lambda: torch.autocast(device.type, dtype=fast.amp)) if fast.amp else \
         contextlib.nullcontext
@@ -188,6 +241,7 @@ def _train(model, cfg, data, on_epoch, device, fast: Fast) -> dict:
         for epoch in range(1, cfg.epochs + 1):
             task = bar.add_task(f"epoch {epoch}/{cfg.epochs}", total=steps, speed="-",
                                 loss="-", train_acc="-", eval="")
+            average.hold_live()
             model.train()
             t0 = time.perf_counter()
             # Accumulate on the device and read once per epoch: no host sync per step.
@@ -201,6 +255,7 @@ def _train(model, cfg, data, on_epoch, device, fast: Fast) -> dict:
                 loss.backward()
                 opt.step()
                 sched.step()
+                average.update()
                 loss_sum += loss.detach() * len(y)
                 correct += (out.detach().argmax(1) == y).sum()
                 if cfg.progress:  # host-side text only; the device is never waited for
@@ -214,6 +269,7 @@ def _train(model, cfg, data, on_epoch, device, fast: Fast) -> dict:
             record = {"epoch": epoch, "train_loss": round(train_loss, 6),
                       "train_acc": round(100 * correct.item() / n, 4),
                       "lr": sched.get_last_lr()[0], "seconds": round(epoch_seconds, 3)}
+            average.hold_average()  # evaluated, snapshotted, saved: the average when cfg.ema
             record.update(evaluate_splits(model, data, cfg, evals))
             history.append(record)
             show_epoch(bar, task, record, n, epoch_seconds, steps)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import optuna
+
 from benchmarks.config import MODES
 from models.registry import FAMILIES
 
@@ -99,29 +101,85 @@ def suggest_architecture(trial) -> str:
 
 
 def suggest_training(trial) -> dict:
-    """Sample the optimizer, schedule and augmentation choices (Config fields)."""
+    """Sample the optimizer, schedule, augmentation and weight-averaging choices: Config
+    fields, each trial parameter named after its field (but `augment`, see DERIVED)."""
     schedule = trial.suggest_categorical("schedule", ["onecycle", "cosine"])
     # One augmentation strength scales rotation and shift together; 1.0 is the harness default
     # (7 degrees, 8% shift), 0 turns augmentation off.
     strength = _stepped(trial, "augment", 0.0, 1.5, 0.25)
-    return {
+    out = {
         "lr": trial.suggest_float("lr", 0.01, 0.4, log=True),
         "momentum": _stepped(trial, "momentum", 0.8, 0.95, 0.05),
         "weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-3, log=True),
-        "batch_size": trial.suggest_categorical("batch_size", [64, 128, 256]),
+        "batch_size": trial.suggest_categorical(
+            "batch_size", _grid(trial, "batch_size", [32, 64, 128, 256])),
         "schedule": schedule,
-        "warmup": _stepped(trial, "warmup", 0.1, 0.4, 0.05)
+        "warmup": _stepped(trial, "warmup", 0.05, 0.4, 0.05)
         if schedule == "onecycle" else 0.0,
-        "label_smoothing": _stepped(trial, "label_smoothing", 0.0, 0.1, 0.05),
+        "label_smoothing": _stepped(trial, "label_smoothing", 0.0, 0.15, 0.05),
         "rotate": round(7.0 * strength, 4),
         "translate": round(0.08 * strength, 4),
     }
+    # The recipe for tiny models (issue 19): searched since these were Config fields, so a
+    # trial recorded before replays without them, i.e. with the defaults it trained with.
+    later = {
+        "scale": lambda: _stepped(trial, "scale", 0.0, 0.2, 0.05),
+        "shear": lambda: _stepped(trial, "shear", 0.0, 15.0, 5.0),
+        "erase": lambda: _stepped(trial, "erase", 0.0, 0.5, 0.1),
+        "ema": lambda: trial.suggest_categorical("ema", [0.0, 0.99, 0.995, 0.998, 0.999]),
+    }
+    if schedule == "onecycle":  # the cycle's shape: start lr/div, end lr/(div*final_div)
+        later["div_factor"] = lambda: trial.suggest_float("div_factor", 5.0, 100.0, log=True)
+        later["final_div_factor"] = lambda: trial.suggest_float("final_div_factor", 10.0,
+                                                                1e4, log=True)
+        later["anneal"] = lambda: trial.suggest_categorical("anneal", ["linear", "cos"])
+    out.update({name: ask() for name, ask in later.items() if _recorded(trial, name)})
+    return out
+
+
+def _recorded(trial, name: str) -> bool:
+    """Whether `trial` answers `name`: always, but a replayed trial (FixedTrial) recorded
+    before `name` was searched, which then replays without it."""
+    if not isinstance(trial, optuna.trial.FixedTrial):
+        return True
+    return name in trial._params  # FixedTrial keeps its given parameters there (no accessor)
+
+
+def _grid(trial, name: str, choices: list) -> list:
+    """`choices`, or the ones the trial's study already records for `name`: Optuna refuses a
+    categorical whose choices change within a study, so a study begun (or warm-started from
+    one) before a grid grew keeps its own grid (e.g. batch_size without 32)."""
+    study = getattr(trial, "study", None)
+    for t in study.get_trials(deepcopy=False) if study is not None else ():
+        if name in t.distributions:
+            return list(t.distributions[name].choices)
+    return choices
+
+
+# Trial parameters that are no Config field: each read back from a recipe (Config fields).
+DERIVED: dict[str, Callable[[dict], object]] = {"augment": lambda recipe: recipe["rotate"] / 7}
+
+
+class _Answers:
+    """A stand-in trial answering every suggest_* call from a recipe (its Config field, or
+    DERIVED), and recording what was asked: the parameters that replay the recipe."""
+
+    def __init__(self, recipe: dict):
+        self.recipe, self.params = recipe, {}
+
+    def _answer(self, name: str, *args, **kwargs):
+        value = DERIVED[name](self.recipe) if name in DERIVED else self.recipe[name]
+        self.params[name] = value
+        return value
+
+    suggest_float = suggest_int = suggest_categorical = _answer
 
 
 def params_of(spec: dict, recipe: dict) -> dict:
     """The trial parameters that replay a member spec ({'family': ..., **params}) trained with
-    `recipe` (Config fields): the inverse of suggest_member + suggest_training, used to queue
-    zoo members into a study. The caller checks the replay: values off the grid do not match."""
+    `recipe` (every Config field): the inverse of suggest_member + suggest_training, used to
+    queue zoo members into a study. The caller checks the replay: values off the grid do not
+    match."""
     fam, params = spec["family"], dict(spec)
     out = {"family": fam, "dropout": params.pop("dropout")}
     for key, value in params.items():
@@ -132,12 +190,9 @@ def params_of(spec: dict, recipe: dict) -> dict:
             out.update({f"{fam}.{key}{i}": w for i, w in enumerate(value)})
         else:
             out[f"{fam}.{key}"] = value
-    out.update({k: recipe[k] for k in ("lr", "momentum", "weight_decay", "batch_size",
-                                       "schedule", "label_smoothing")})
-    out["augment"] = recipe["rotate"] / 7.0
-    if recipe["schedule"] == "onecycle":
-        out["warmup"] = recipe["warmup"]
-    return out
+    answers = _Answers(recipe)
+    suggest_training(answers)
+    return {**out, **answers.params}
 
 
 def suggest_mnist(trial) -> dict:
