@@ -40,8 +40,10 @@ MODELS: dict[str, tuple[str, dict]] = {}  # member name -> (family, params)
 # search found them ("<study>:<trial>" in results/search.db).
 RECIPES: dict[str, dict] = {}
 FOUND_BY: dict[str, str] = {}
-# Hand-designed peers (models/peers.py) keep where they were published: "<repository> <file>".
+# Hand-designed peers (models/peers.py) keep where they were published: "<repository> <file>",
+# and what their authors claimed (one run, on the test split), as they wrote it.
 SOURCES: dict[str, str] = {}
+CLAIMS: dict[str, str] = {}
 
 
 def family(fn: Callable[..., str]) -> Callable[..., str]:
@@ -53,7 +55,7 @@ def family(fn: Callable[..., str]) -> Callable[..., str]:
 def register(fn: Callable[[], dict]) -> Callable[[], dict]:
     """Register a named member: a function returning {'family': ..., **params}, and for search
     winners also 'recipe' (Config overrides) and 'found_by' ('<study>:<trial>'), for published
-    peers 'recipe' and 'source' ('<repository> <file>')."""
+    peers 'recipe', 'source' ('<repository> <file>') and 'claim' (the published accuracy)."""
     spec = dict(fn())
     fam = spec.pop("family")
     if fam not in FAMILIES:
@@ -64,6 +66,8 @@ def register(fn: Callable[[], dict]) -> Callable[[], dict]:
         FOUND_BY[fn.__name__] = spec.pop("found_by")
     if "source" in spec:
         SOURCES[fn.__name__] = spec.pop("source")
+    if "claim" in spec:
+        CLAIMS[fn.__name__] = spec.pop("claim")
     MODELS[fn.__name__] = (fam, spec)
     return fn
 
