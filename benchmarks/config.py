@@ -106,7 +106,7 @@ class Config:
             (0 <= self.ema < 1, "ema must be in [0, 1) (decay per step; 0: off)"),
             (self.val_split >= 0 and self.train_subset >= 0 and self.test_subset >= 0,
              "val_split, train_subset and test_subset must be non-negative"),
-            (self.threads >= 0, "threads must be non-negative"),
+            (0 <= self.threads <= 1024, "threads must be in [0, 1024] (0: every core)"),
             (self.channels_last in SWITCH, "channels_last must be auto, on or off"),
             (self.compile in SWITCH, "compile must be auto, on or off"),
             (self.fast_dropout in SWITCH, "fast_dropout must be auto, on or off"),
@@ -117,7 +117,7 @@ class Config:
             (self.mode in MODES, f"mode must be one of {', '.join(MODES)}"),
             (bool(self.weights), "weights must be imagenet, none or a file path"),
             (self.image_size >= 32, "image_size must be at least 32 (ResNet18 downsamples 32x)"),
-            (self.workers >= 0, "workers must be non-negative"),
+            (0 <= self.workers <= 256, "workers must be in [0, 256] (processes)"),
             (self.seed >= 0, "seed must be non-negative"),
             (0 <= self.target <= 100, "target must be an accuracy in [0, 100] (%)"),
         ]

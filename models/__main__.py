@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print_zoo(zoo_rows())
     except UserError as e:
-        Console(stderr=True).print(f"[red]error:[/red] {e}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {e}", highlight=False)
         return 2
     return 0
 
