@@ -1,1 +1,2 @@
-"""The training harness: MNIST (and transfer tasks) through one Config and one train()."""
+"""The training harness: a library (harness/), the tasks it trains (tasks/) and the commands
+that drive it (commands/); `python -m benchmarks --help` lists them."""

@@ -1,15 +1,16 @@
-"""python -m benchmarks {mnist,leaderboard,...}: the training harness's command line."""
+"""python -m benchmarks {mnist,hymenoptera,leaderboard,evaluate,plots,speed,docs}: the harness's
+command line. One subcommand per registered task trains it; the rest read what runs wrote."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import docs, evaluate, hymenoptera, leaderboard, make_plots, mnist, speed
-from .runs import run_command
+from .commands import docs, evaluate, leaderboard, plots, speed, train
+from .harness.runs import run_command
 
 # Each command module has add_parser(subparsers), which sets func(args) -> exit code.
-COMMANDS = [mnist, hymenoptera, leaderboard, evaluate, make_plots, speed, docs]
+COMMANDS = [train, leaderboard, evaluate, plots, speed, docs]
 
 
 def main(argv: list[str] | None = None) -> int:

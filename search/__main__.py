@@ -21,9 +21,9 @@ import optuna
 import torch
 from rich.console import Console
 
-from benchmarks.config import Config, add_config_args, config_from_args
-from benchmarks.fast import fast_settings, threads_while
-from benchmarks.runs import (
+from benchmarks.harness.config import Config, add_config_args, config_from_args
+from benchmarks.harness.fast import fast_settings, threads_while
+from benchmarks.harness.runs import (
     add_jobs_arg,
     for_jobs,
     parse_jobs,
@@ -31,7 +31,8 @@ from benchmarks.runs import (
     run_command,
     stop_on_ctrl_c,
 )
-from benchmarks.train import DivergedError, device_name, resolve_device
+from benchmarks.harness.train import DivergedError, device_name, resolve_device
+from benchmarks.tasks import get_task
 from models import BUDGET, UserError
 
 from . import space
@@ -218,7 +219,7 @@ def _seeds(option: str, seeds) -> None:
 
 def _default_settings(task: str, objective: str) -> dict:
     """The pinned settings of a run given no option that changes them."""
-    ref = config_from_args(argparse.Namespace(), task=task, **space.SEARCH_DEFAULTS.get(task, {}))
+    ref = config_from_args(argparse.Namespace(), task=task, **get_task(task).SEARCH_DEFAULTS)
     return {"task": task, "objective": objective, "budget": BUDGET,
             **{k: getattr(ref, k) for k in ("epochs", "train_subset", "val_split", "test_subset")}}
 
@@ -253,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
         max_trials = DEFAULT_MAX_TRIALS
     base = config_from_args(args, task=args.task, progress=False,
                             seed=1 if args.seed is None else args.seed,
-                            **{k: v for k, v in space.SEARCH_DEFAULTS.get(args.task, {}).items()
+                            **{k: v for k, v in get_task(args.task).SEARCH_DEFAULTS.items()
                                if getattr(args, k, None) is None})
     # Every check comes before the study is created or pinned (issue 18): a refused run leaves
     # the storage as it was, and the same command with the mistake fixed then runs.
@@ -264,8 +265,8 @@ def run(args: argparse.Namespace) -> int:
     settings = {"task": args.task, "objective": args.objective, "budget": args.budget,
                 **{k: getattr(base, k) for k in ("epochs", "train_subset", "val_split",
                                                  "test_subset")}}
-    if args.enqueue_zoo is not None and args.task != "mnist":
-        raise UserError("--enqueue-zoo is for the mnist task (the zoo's models)")
+    if args.enqueue_zoo is not None and not get_task(args.task).ZOO:
+        raise UserError(f"--enqueue-zoo queues the zoo's models; the {args.task} task has none")
     if args.enqueue_zoo:  # the names given: each a member that can be queued
         enqueue_zoo(_NoQueue(), base, args.budget, args.enqueue_zoo)
     storage = open_storage(args.storage, heartbeat=args.heartbeat)
@@ -367,7 +368,7 @@ def run_promote(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from benchmarks import results
+    from benchmarks.harness import results
 
     check_study_name(args.study)  # it names the files: never a path out of --out
     study = load_study(open_storage(args.storage, create=False), args.study)

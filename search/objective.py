@@ -15,12 +15,11 @@ import time
 import optuna
 from torch import nn
 
-from benchmarks.config import Config
-from benchmarks.runs import stop_hook
-from benchmarks.tasks import get_task
-from benchmarks.train import DivergedError, device_name, resolve_device, seeded
+from benchmarks.harness.config import Config
+from benchmarks.harness.runs import stop_hook
+from benchmarks.harness.train import DivergedError, device_name, resolve_device, seeded
+from benchmarks.tasks import get_task, run_one
 from models import ArchError, Net, OverBudgetError, UserError, build, count_params
-from models.report import profile
 
 from . import space
 
@@ -96,8 +95,8 @@ class Objective:
         cfg, model = prepare(trial, self.base, self.budget)
         data = self.data()
         params = trial.user_attrs["params"]
-        if isinstance(model, Net):  # zoo nets: torchinfo on one 28x28 image, before training
-            trial.set_user_attr("macs", profile(model)["macs"])
+        stats = self.task.profile(model, cfg)  # torchinfo, once: before training, and the row's
+        trial.set_user_attr("macs", stats["macs"])
         if self.reporter:
             self.reporter.trial_started(trial.number, trial.user_attrs["arch"], params,
                                         cfg.epochs)
@@ -118,8 +117,8 @@ class Objective:
         status, reason = "failed", None
         self.running.add(trial.number)
         try:
-            row = self.task.run_one(cfg, data, results=False, on_epoch=on_epoch, model=model,
-                                    source=f"search trial {trial.number}")
+            run_one(self.task, cfg, data, results=False, on_epoch=on_epoch, model=model,
+                    stats=stats, source=f"search trial {trial.number}")
             status = "complete"
         except optuna.TrialPruned as e:
             status, reason = "pruned", str(e)
@@ -142,6 +141,5 @@ class Objective:
             trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))
             trial.set_user_attr("device", self.device.type)
             trial.set_user_attr("device_name", device_name(self.device))
-        trial.set_user_attr("macs", row["macs"])  # the task's own count, for any model
-        acc = row["final_val_acc"]
+        acc = trial.user_attrs["val_acc_per_epoch"][-1]  # the row's final_val_acc
         return (acc, params) if self.pareto else acc

@@ -19,11 +19,11 @@ import optuna
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.config import Config, task_config
-from benchmarks.results import check_target
-from benchmarks.runs import for_jobs, resolve_jobs, side_by_side, stop_hook
-from benchmarks.tasks import get_task
-from benchmarks.train import resolve_device
+from benchmarks.harness.config import Config, task_config
+from benchmarks.harness.results import check_target
+from benchmarks.harness.runs import for_jobs, resolve_jobs, side_by_side, stop_hook
+from benchmarks.harness.train import resolve_device
+from benchmarks.tasks import get_task, run_one
 from models import OverBudgetError, UserError, arch_of, list_models, recipe_of
 from models.registry import MODELS, family_params
 
@@ -97,9 +97,9 @@ def confirm(study: optuna.Study, top: int, seeds: list[int], overrides: dict,
     def run(pair, stop) -> dict:
         t, seed = pair
         cfg = dataclasses.replace(base, **replay(t.params, base.task), seed=seed)
-        row = task.run_one(cfg, data, source=f"search confirm {study.study_name}:{t.number}",
-                           on_epoch=stop_hook(stop, console if n_jobs > 1 else None,
-                                              f"trial {t.number} seed {seed}"))
+        row = run_one(task, cfg, data, source=f"search confirm {study.study_name}:{t.number}",
+                      on_epoch=stop_hook(stop, console if n_jobs > 1 else None,
+                                         f"trial {t.number} seed {seed}"))
         console.print(f"trial {t.number} seed {seed}: test {row['final_test_acc']:.2f}%  "
                       f"{row['params']:,} params  {row['seconds']:.0f} s  {row['arch']}")
         return {**row, "trial": t.number, "search_val_acc": t.values[0]}
@@ -145,7 +145,7 @@ def enqueue_zoo(study: optuna.Study, base: Config, budget: int | None = None,
                                  dataclasses.asdict(cfg))
         with warnings.catch_warnings(record=True) as caught:  # FixedTrial warns off the grid
             warnings.simplefilter("always")
-            replayed = space.suggest(optuna.trial.FixedTrial(params), "mnist")
+            replayed = space.suggest(optuna.trial.FixedTrial(params), base.task)
         want = {**{k: getattr(cfg, k) for k in replayed}, "model": arch_of(name)}
         if caught or replayed != want:
             if names:
@@ -159,8 +159,9 @@ def enqueue_zoo(study: optuna.Study, base: Config, budget: int | None = None,
 
 def promote(study: optuna.Study, number: int, name: str | None = None) -> str:
     """Python source registering trial `number` as a named zoo member, for models/champions.py."""
-    if _settings(study)["task"] != "mnist":
-        raise UserError("only MNIST trials are zoo models; ants/bees trials have no member")
+    if not get_task(_settings(study)["task"]).ZOO:
+        raise UserError(f"only trials of the zoo's task are zoo models; "
+                        f"{_settings(study)['task']} trials have no member")
     trial = chosen(study, [number])[0]
     spec = member_spec(trial)
     params = trial.user_attrs["params"]

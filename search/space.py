@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import optuna
 
-from benchmarks.config import MODES
+from benchmarks.harness.config import MODES
 from models.registry import FAMILIES
 
 # Width grids (channels). Steps of 4 keep the space small enough for TPE to learn; ghost
@@ -222,10 +222,6 @@ def suggest_hymenoptera(trial) -> dict:
 
 # task -> suggest(trial) -> Config overrides. Other tasks add their space here.
 SPACES: dict[str, Callable] = {"mnist": suggest_mnist, "hymenoptera": suggest_hymenoptera}
-
-# task -> Config fields the search fixes for that task (MNIST: 10,000 images held out of the
-# 60,000 training images as the validation set the search selects on).
-SEARCH_DEFAULTS: dict[str, dict] = {"mnist": {"val_split": 10_000}}
 
 
 def suggest(trial, task: str = "mnist") -> dict:

@@ -70,7 +70,7 @@ def sampler_seed(seed: int | None, n_trials: int) -> int | None:
 
 def default_storage() -> str:
     """sqlite:///<results dir>/search.db (the results dir honours $NAS_RESULTS)."""
-    from benchmarks import results  # read at call time: tests point it elsewhere
+    from benchmarks.harness import results  # read at call time: tests point it elsewhere
 
     return f"sqlite:///{Path(results.RESULTS_DIR) / 'search.db'}"
 

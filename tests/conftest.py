@@ -42,5 +42,5 @@ def results_dir(tmp_path, monkeypatch) -> Path:
     d = tmp_path / "results"
     d.mkdir()
     monkeypatch.setenv("NAS_RESULTS", str(d))
-    monkeypatch.setattr("benchmarks.results.RESULTS_DIR", d)
+    monkeypatch.setattr("benchmarks.harness.results.RESULTS_DIR", d)
     return d

@@ -1,15 +1,15 @@
-"""benchmarks/batchnorm.py against its oracle, torch's nn.BatchNorm2d: forward, backward and
-running statistics, for the layer shapes of the zoo and odd ones."""
+"""benchmarks/harness/batchnorm.py against its oracle, torch's nn.BatchNorm2d: forward, backward
+and running statistics, for the layer shapes of the zoo and odd ones."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from tolerance import rounded_tol, sum_tol
 from torch import nn
 
-from benchmarks import batchnorm
-from benchmarks.batchnorm import ChannelsLastBatchNorm2d
-from tolerance import rounded_tol, sum_tol
+from benchmarks.harness import batchnorm
+from benchmarks.harness.batchnorm import ChannelsLastBatchNorm2d
 
 NHWC = torch.channels_last
 SHAPES = [(128, 8, 28, 28), (128, 12, 14, 14), (128, 16, 7, 7), (5, 3, 7, 3), (2, 2, 1, 3)]

@@ -9,8 +9,8 @@ import optuna
 import pandas as pd
 import pytest
 
-from benchmarks.config import Config, add_config_args, config_from_args
-from benchmarks.leaderboard import champions, leaderboard
+from benchmarks.commands.leaderboard import champions, leaderboard
+from benchmarks.harness.config import Config, add_config_args, config_from_args
 from models import arch_of, count_params, create_model, list_models, recipe_of
 from models.registry import FOUND_BY, MODELS
 from search.__main__ import main

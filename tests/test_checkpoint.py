@@ -7,14 +7,14 @@ import json
 import pytest
 import torch
 
-from benchmarks.checkpoint import (
+from benchmarks.harness.checkpoint import (
     BestWeights,
     CheckpointError,
-    load,
     read_sidecar,
     run_stem,
     save_run,
 )
+from benchmarks.tasks import load_checkpoint as load
 from models import UserError, build
 
 ARCH = "v8-v16-p-t8-v12-v16-v16-t10-gap|do0.05"

@@ -12,10 +12,10 @@ import dataclasses
 import pytest
 import torch
 
-from benchmarks.config import Config
-from benchmarks.data import load_mnist
-from benchmarks.fast import fast_settings
-from benchmarks.train import train
+from benchmarks.harness.config import Config
+from benchmarks.harness.data import load_mnist
+from benchmarks.harness.fast import fast_settings
+from benchmarks.harness.train import train
 from models import create_model
 
 ARCH = "v8-v16-p-t8-v12-v16-v16-t10-gap|do0.05"  # has dropout, batch norm and a pool

@@ -13,13 +13,13 @@ import json
 import pytest
 import torch
 
-import benchmarks.train as train_mod
-from benchmarks import hymenoptera
+import benchmarks.harness.train as train_mod
 from benchmarks.__main__ import main
-from benchmarks.config import Config, task_config
-from benchmarks.fast import make_optimizer
-from benchmarks.mnist import load_data, make_model
-from benchmarks.train import seeded, train
+from benchmarks.harness.config import Config, task_config
+from benchmarks.harness.fast import make_optimizer
+from benchmarks.harness.train import seeded, train
+from benchmarks.tasks import hymenoptera
+from benchmarks.tasks.mnist import load_data, make_model
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from benchmarks.__main__ import main
-from benchmarks.config import Config
-from benchmarks.mnist import load_data, run_one
+from benchmarks.harness.config import Config
+from benchmarks.tasks import mnist, run_one
+from benchmarks.tasks.mnist import load_data
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def run(mnist_root, tmp_path_factory):
                  test_subset=1000, seed=2, device="cpu", threads=1, progress=False,
                  data_root=str(mnist_root))
     results = tmp_path_factory.mktemp("results") / "runs.csv"
-    row = run_one(cfg, load_data(cfg, torch.device("cpu")), results=results)
+    row = run_one(mnist, cfg, load_data(cfg, torch.device("cpu")), results=results)
     return row, results
 
 

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from benchmarks.__main__ import main
-from benchmarks.config import Config
-from benchmarks.data import MNIST_MD5
-from benchmarks.results import COLUMNS
+from benchmarks.harness.config import Config
+from benchmarks.harness.data import MNIST_MD5
+from benchmarks.harness.results import COLUMNS
 
 SMOKE = ["--epochs", "2", "--train-subset", "2000", "--batch-size", "64", "--test-subset", "500",
          "--progress", "false", "--device", "cpu"]

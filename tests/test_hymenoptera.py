@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import hymenoptera
 from benchmarks.__main__ import main
-from benchmarks.config import Config, task_config
-from benchmarks.data import DataError
-from benchmarks.images import balanced_subset, load_image_splits
+from benchmarks.harness.config import Config, task_config
+from benchmarks.harness.data import DataError
+from benchmarks.harness.images import balanced_subset, load_image_splits
+from benchmarks.tasks import hymenoptera, run_one
 from models import UserError
 
 # Tiny and fast: 64px crops, one thread, no worker processes.
@@ -73,7 +73,7 @@ def test_feature_mode_trains_only_the_head(tiny_root):
     data = hymenoptera.load_data(cfg, torch.device("cpu"))
     model = hymenoptera.make_model(cfg)
     before = {k: v.clone() for k, v in model.named_parameters()}
-    row = hymenoptera.run_one(cfg, data, results=False, model=model)
+    row = run_one(hymenoptera, cfg, data, results=False, model=model)
     changed = {k for k, v in model.named_parameters() if not torch.equal(v, before[k])}
     assert changed == {"fc.weight", "fc.bias"}
     assert row["arch"] == "resnet18-feature-none" and row["trainable_params"] == 512 * 2 + 2

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 import models
-from benchmarks.config import task_config
-from benchmarks.fast import make_optimizer
-from benchmarks.train import make_schedule
+from benchmarks.harness.config import task_config
+from benchmarks.harness.fast import make_optimizer
+from benchmarks.harness.train import make_schedule
 from models.registry import MODELS, SOURCES
 
 # name -> (architecture string, the parameter count its source publishes)

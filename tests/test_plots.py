@@ -11,14 +11,15 @@ import torch
 from PIL import Image
 
 from benchmarks.__main__ import main
-from benchmarks.config import Config
-from benchmarks.mnist import load_data, run_one
-from benchmarks.plots import (
+from benchmarks.commands.drawing import (
     accuracy_front,
     plot_image_predictions,
     plot_params_vs_accuracy,
     plot_zoo_curves,
 )
+from benchmarks.harness.config import Config
+from benchmarks.tasks import mnist, run_one
+from benchmarks.tasks.mnist import load_data
 
 
 def _png(path) -> tuple[int, int]:
@@ -35,7 +36,7 @@ def tiny_results(results_dir, mnist_root, monkeypatch):
     monkeypatch.setenv("MNIST_ROOT", str(mnist_root))
     cfg = Config(model="plain_7k", epochs=2, train_subset=1000, batch_size=32, val_split=500,
                  test_subset=500, device="cpu", threads=1, progress=False)
-    row = run_one(cfg, load_data(cfg, torch.device("cpu")))
+    row = run_one(mnist, cfg, load_data(cfg, torch.device("cpu")))
     study = optuna.create_study(study_name="tiny", directions=["maximize", "minimize"],
                                 storage=f"sqlite:///{results_dir / 'search.db'}")
     with warnings.catch_warnings():  # set_metric_names is "experimental" since Optuna 3.2
@@ -96,8 +97,8 @@ def test_params_vs_accuracy_front_and_picture(tmp_path):
 
 
 def test_ants_bees_predictions_grid(hymenoptera_root, tmp_path):
-    from benchmarks.hymenoptera import model_from_arch
-    from benchmarks.images import load_image_splits
+    from benchmarks.harness.images import load_image_splits
+    from benchmarks.tasks.hymenoptera import model_from_arch
 
     cfg = Config(task="hymenoptera", image_size=64, train_subset=2, test_subset=6, workers=0,
                  data_root=str(hymenoptera_root), device="cpu")

@@ -19,10 +19,10 @@ import optuna
 import pandas as pd
 import pytest
 
-from benchmarks import checkpoint, hymenoptera, mnist
 from benchmarks.__main__ import main
-from benchmarks.checkpoint import BestWeights, save_run
-from benchmarks.results import (
+from benchmarks.harness import checkpoint
+from benchmarks.harness.checkpoint import BestWeights, save_run
+from benchmarks.harness.results import (
     COLUMNS,
     NUMBERS,
     ResultsError,
@@ -31,6 +31,7 @@ from benchmarks.results import (
     check_text,
     encode,
 )
+from benchmarks.tasks import hymenoptera, mnist
 from models import build
 from search.publish import confirm
 

@@ -13,7 +13,7 @@ from wsgiref.util import setup_testing_defaults
 import optuna
 import pytest
 
-from benchmarks.config import Config
+from benchmarks.harness.config import Config
 from models import BUDGET, arch_of, count_params, create_model, list_models
 from models.registry import UserError
 from search.__main__ import main

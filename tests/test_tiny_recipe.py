@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarks.config import Config
-from benchmarks.data import Split, augment, cutout_mask, load_mnist
-from benchmarks.evaluate import evaluate_checkpoint
-from benchmarks.mnist import run_one
-from benchmarks.train import WeightAverage, train
+from benchmarks.commands.evaluate import evaluate_checkpoint
+from benchmarks.harness.config import Config
+from benchmarks.harness.data import Split, augment, cutout_mask, load_mnist
+from benchmarks.harness.train import WeightAverage, train
+from benchmarks.tasks import mnist, run_one
 from models import create_model
 
 
@@ -81,7 +81,7 @@ def test_ema_run_keeps_the_average_and_trains_the_raw_weights_alike(tiny):
 
 def test_ema_checkpoints_reproduce_the_recorded_accuracy(tiny, tmp_path):
     cfg = dataclasses.replace(tiny, ema=0.9)
-    row = run_one(cfg, load_mnist(cfg, torch.device("cpu")), results=tmp_path / "runs.csv")
+    row = run_one(mnist, cfg, load_mnist(cfg, torch.device("cpu")), results=tmp_path / "runs.csv")
     final = evaluate_checkpoint(row["checkpoint"], "test", "cpu", cfg.data_root)
     assert final["matches_recorded"] and final["test_acc"] == row["final_test_acc"]
     best = evaluate_checkpoint(row["best_checkpoint"], "val", "cpu", cfg.data_root)

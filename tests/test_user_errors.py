@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 import models
 from benchmarks.__main__ import main as benchmarks_main
-from benchmarks.config import Config, add_config_args, config_from_args
-from benchmarks.train import resolve_device
+from benchmarks.harness.config import Config, add_config_args, config_from_args
+from benchmarks.harness.train import resolve_device
 from models import ArchError, UserError, arch_of, create_model, parse
 from models.__main__ import main as models_main
 from search.__main__ import main as search_main

@@ -26,8 +26,8 @@ import pandas as pd
 from models import UserError, count_params, create_model, list_models
 from models.registry import BUDGET, CLAIMS, FOUND_BY, SOURCES, arch_of
 
-from . import results as results_mod
-from .leaderboard import champions
+from ..harness import results as results_mod
+from .leaderboard import champions, zoo_task
 
 FILES = ("README.md", "docs/performance.md", "docs/champions.md")
 BLOCK = re.compile(r"(<!-- table: ([\w-]+) ?([\w.-]*) -->\n)(.*?)(<!-- end table -->)", re.S)
@@ -49,7 +49,7 @@ def _pct(v) -> str:
 def _proven(results: Path) -> pd.DataFrame:
     """Leaderboard rows of MNIST, 20 epochs, all 60,000 training images, 5 seeds or more."""
     board = pd.read_csv(results / "leaderboard.csv")
-    return board[(board.task == "mnist") & (board.epochs == 20)
+    return board[board.task.map(zoo_task) & (board.epochs == 20)
                  & (board.train_images == 60_000) & (board.seeds >= 5)]
 
 

@@ -11,7 +11,8 @@ from rich.table import Table
 
 from models import UserError, arch_of, list_models
 
-from .results import RESULTS_DIR, read_checked
+from ..harness.results import RESULTS_DIR, read_checked
+from ..tasks import TASKS, get_task
 
 KEYS = ["task", "arch", "epochs", "train_images"]
 
@@ -41,11 +42,16 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     return board.reset_index(drop=True)
 
 
+def zoo_task(task: str) -> bool:
+    """Whether a task's models are the zoo's (the budget, the champions): Task.ZOO."""
+    return task in TASKS and get_task(task).ZOO
+
+
 def champions(board: pd.DataFrame, target: float = 99.4, seeds: int = 5) -> dict:
-    """What users come for, from MNIST rows of 20 epochs on the full training set with at least
-    `seeds` seeds: the smallest architecture whose every seed reached `target` at epoch 20, and
-    the most accurate by mean. A role with no qualifying row is None."""
-    proven = board[(board.task == "mnist") & (board.epochs == 20)
+    """What users come for, from the zoo task's rows (MNIST) of 20 epochs on the full training
+    set with at least `seeds` seeds: the smallest architecture whose every seed reached
+    `target` at epoch 20, and the most accurate by mean. A role with no qualifying row is None."""
+    proven = board[board.task.map(zoo_task) & (board.epochs == 20)
                    & (board.train_images == 60_000) & (board.seeds >= seeds)]
     passing = proven[proven.min_test_acc >= target].sort_values("params")
     best = proven.sort_values(["mean_test_acc", "params"], ascending=[False, True])

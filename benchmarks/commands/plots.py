@@ -9,6 +9,7 @@ plotly path would need a browser for PNG export). Data roots: $MNIST_ROOT, $HYME
 from __future__ import annotations
 
 import argparse
+import io
 import re
 import warnings
 from pathlib import Path
@@ -20,14 +21,22 @@ from optuna.search_space import intersection_search_space
 from optuna.trial import TrialState
 from rich.console import Console
 
-from . import plots
-from . import results as results_mod
-from .checkpoint import load, read_sidecar, run_stem
-from .config import Config
-from .data import DataError, load_mnist
+from models.registry import SOURCES
+
+from ..harness import results as results_mod
+from ..harness.checkpoint import read_sidecar, run_stem
+from ..harness.config import Config
+from ..harness.data import DataError, load_mnist
+from ..harness.train import evaluate
+from ..tasks import get_task, load_checkpoint
+from . import drawing as plots
 from .evaluate import load_split
-from .leaderboard import leaderboard
-from .train import evaluate
+from .leaderboard import leaderboard, zoo_task
+
+
+def _runs(path: Path) -> pd.DataFrame:
+    """runs.csv, checked first: a damaged line is named, never read as a traceback."""
+    return pd.read_csv(io.BytesIO(results_mod.read_checked(path)))
 
 
 def benchmark_runs(results_dir: Path) -> list[dict]:
@@ -37,7 +46,7 @@ def benchmark_runs(results_dir: Path) -> list[dict]:
     path = results_dir / "runs.csv"
     if not path.is_file():
         return []
-    rows = pd.read_csv(path).to_dict("records")
+    rows = _runs(path).to_dict("records")
     runs = []
     for row in rows:
         row = {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()}
@@ -65,29 +74,31 @@ def run_plots(run: dict, out: Path, console: Console) -> list[Path]:
 
 
 def _weights_plots(run: dict, folder: Path, console: Console, made: list[Path]) -> None:
-    """The pictures that need the run's weights and its test images (appended to `made`)."""
+    """The pictures of the run's task (Task.PICTURES) that need its weights and test images,
+    appended to `made`. The confusion matrix is the one training recorded; MNIST's test set is
+    evaluated again for its mistakes, and must give the recorded accuracy."""
+    task = get_task(run["task"])
     device = torch.device("cpu")
-    model, side = load(run["checkpoint"], device)
+    model, side = load_checkpoint(run["checkpoint"], device)
     title = f"{run['model']}, seed {run['seed']}, {run['epochs']} epochs"
-    if run["task"] == "hymenoptera":
-        side_test = (side.get("recorded") or {}).get("test") or {}
-        if side_test.get("confusion"):  # the 2x2 matrix as training measured it
-            made.append(plots.plot_confusion(side_test["confusion"], folder / "confusion.png",
-                                             title, ["ants", "bees"]))
-        split, _ = load_split(side, "test", device, overrides={"test_subset": 12,
-                                                                "workers": 0})
-        made.append(plots.plot_image_predictions(model, split, folder / "predictions.png",
-                                                 title))
-        return
-    split, cfg = load_split(side, "test", device)
-    metrics = evaluate(model, split, cfg.eval_batch_size)
-    recorded = (side.get("recorded") or {}).get("test_acc")
-    if recorded is not None and metrics["acc"] != recorded:
-        console.print(f"[yellow]warning:[/yellow] {run['checkpoint']}: test accuracy "
-                      f"{metrics['acc']} differs from the recorded {recorded}")
-    made.append(plots.plot_confusion(metrics["confusion"], folder / "confusion.png", title))
-    made.append(plots.plot_misclassified(model, split, folder / "misclassified.png", title,
-                                         batch_size=cfg.eval_batch_size))
+    recorded = (side.get("recorded") or {}).get("test") or {}
+    # A dozen images make the prediction grid: no need to decode a whole image folder.
+    few = {"test_subset": 12, "workers": 0} if "predictions" in task.PICTURES else {}
+    split, cfg = load_split(side, "test", device, overrides=few)
+    names = getattr(split, "classes", None)  # image folders name their classes
+    for picture in task.PICTURES:
+        path = folder / f"{picture}.png"
+        if picture == "confusion" and recorded.get("confusion"):
+            made.append(plots.plot_confusion(recorded["confusion"], path, title, names))
+        elif picture == "misclassified":
+            metrics = evaluate(model, split, cfg.eval_batch_size)
+            if metrics["acc"] != recorded.get("acc", metrics["acc"]):
+                console.print(f"[yellow]warning:[/yellow] {run['checkpoint']}: test accuracy "
+                              f"{metrics['acc']} differs from the recorded {recorded['acc']}")
+            made.append(plots.plot_misclassified(model, split, path, title,
+                                                 batch_size=cfg.eval_batch_size))
+        elif picture == "predictions":
+            made.append(plots.plot_image_predictions(model, split, path, title))
 
 
 def _target(i: int):
@@ -164,18 +175,20 @@ def regenerate(results_dir: Path | None = None, out: Path | None = None,
     made = []
     for run in runs:
         made += run_plots(run, out, console)
-    zoo = [r for r in runs if r["task"] == "mnist" and int(r["epochs"]) >= 5]
+    zoo = [r for r in runs if zoo_task(r["task"]) and int(r["epochs"]) >= 5]
     first = {}  # one run per architecture (its lowest seed) keeps the chart readable
     for r in sorted(zoo, key=lambda r: int(r["seed"])):
         first.setdefault(r["arch"], r)
     if first:
         made.append(plots.plot_zoo_curves(list(first.values()), out / "zoo-curves.png"))
-    board = leaderboard(pd.read_csv(results_dir / "runs.csv")) if runs else None
+    board = leaderboard(_runs(results_dir / "runs.csv")) if runs else None
     if board is not None:
-        board = board[(board.task == "mnist") & (board.epochs == 20)
-                      & (board.train_images == 60_000)]
+        peers = frozenset(SOURCES)  # published models, trained at their own epoch counts
+        board = board[board.task.map(zoo_task) & (board.train_images == 60_000)
+                      & ((board.epochs == 20) | board.model.isin(peers))]
     if board is not None and len(board):
-        made.append(plots.plot_params_vs_accuracy(board, out / "mnist-params-vs-accuracy.png"))
+        made.append(plots.plot_params_vs_accuracy(board, out / "mnist-params-vs-accuracy.png",
+                                                  peers=peers))
     # Augmentation as the default Config trains: on CPU, a few training digits.
     cfg = Config(device="cpu", train_subset=16, progress=False)
     try:

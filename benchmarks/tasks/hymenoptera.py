@@ -7,27 +7,35 @@ set, selects on the same val folder as its validation split. There is no third s
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import hashlib
 import re
 from pathlib import Path
 from urllib.error import URLError
 
 import torch
-from rich.console import Console
 from torch import nn
 from torchvision.models import ResNet18_Weights, resnet18
 
 from models import UserError
 from models.report import inspect
 
-from .config import Config, add_config_args, config_from_args
-from .data import Data
-from .images import load_image_splits
-from .results import check_target
-from .runs import train_and_record
-from .train import resolve_device, seeded
+from ..harness.config import Config
+from ..harness.data import Data
+from ..harness.images import load_image_splits
+
+NAME = "hymenoptera"
+HELP = "transfer learning: ResNet18 on the ants/bees images"
+# The PyTorch transfer-learning tutorial's SGD(lr 0.001, momentum 0.9), batch 4,
+# StepLR(7 epochs, 0.1), 25 epochs.
+DEFAULTS = {"model": "resnet18", "epochs": 25, "batch_size": 4, "lr": 0.001, "momentum": 0.9,
+            "nesterov": False, "weight_decay": 0.0, "schedule": "step", "eval_batch_size": 32,
+            "target": 94.0}
+SEARCH_DEFAULTS: dict = {}  # its val folder is the validation split
+# MNIST's digit augmentation and split: the images get the tutorial's crops and flips instead.
+UNUSED = ("model", "rotate", "translate", "scale", "shear", "erase", "val_split")
+TEST_NAME = "val"  # the val folder, reported in the rows' test columns (no third split)
+ZOO = False
+PICTURES = ("confusion", "predictions")
 
 IMAGENET = ResNet18_Weights.IMAGENET1K_V1
 # The first child each mode trains; every child before it is frozen.
@@ -150,8 +158,15 @@ def model_from_arch(arch: str) -> nn.Module:
     return model
 
 
-def make_model(cfg: Config, num_classes: int = 2) -> nn.Module:
-    """ResNet18 with a new num_classes head, weights per cfg.weights, frozen per cfg.mode."""
+def preflight(cfg: Config) -> str:
+    _, _, described = load_weights(cfg.weights)  # fails before any image is read
+    return f"[bold]resnet18[/bold] {cfg.mode} ({cfg.image_size}px, weights: {described})"
+
+
+def make_model(cfg: Config, num_classes: int | None = None) -> nn.Module:
+    """ResNet18 with a new num_classes head (ants, bees), weights per cfg.weights, frozen per
+    cfg.mode."""
+    num_classes = num_classes or 2
     state, tag, described = load_weights(cfg.weights)
     model = resnet18(num_classes=num_classes)  # random init; the new head keeps it
     if state is not None:
@@ -162,58 +177,8 @@ def make_model(cfg: Config, num_classes: int = 2) -> nn.Module:
     return model
 
 
-def profile(model: nn.Module, image_size: int) -> dict:
+def profile(model: nn.Module, cfg) -> dict:
     """torchinfo's total and trainable parameters and MACs for one image_size² RGB image."""
-    stats = inspect(model, (1, 3, image_size, image_size), verbose=0)
+    stats = inspect(model, (1, 3, cfg.image_size, cfg.image_size), verbose=0)
     return {"params": stats.total_params, "trainable": stats.trainable_params,
-            "macs": stats.total_mult_adds}
-
-
-def run_one(cfg: Config, data: Data, *, results: Path | None = None,
-            source: str = "benchmarks hymenoptera", on_epoch=None, model=None) -> dict:
-    """Train one seed and append its row (params: all of ResNet18's, trainable or not)."""
-    with seeded(cfg.seed):  # the new head's initial weights (and all of them with --weights none)
-        model = model if model is not None else make_model(cfg, data.train.num_classes)
-    stats = profile(model, cfg.image_size)
-    row = train_and_record(cfg, data, model, family="resnet18", params=stats["params"],
-                           macs=stats["macs"], results=results, source=source,
-                           on_epoch=on_epoch)
-    row["trainable_params"] = stats["trainable"]  # not a CSV column; the console shows it
-    return row
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "hymenoptera", help="transfer learning: ResNet18 on the ants/bees images",
-        description="Fine-tune ResNet18 (ImageNet weights, a local file, or none) on the "
-                    "ants/bees folders; the tutorial's defaults. The val folder is reported "
-                    "as the row's test accuracy. Appends a row per seed to results/runs.csv.")
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 1")
-    p.add_argument("--results", type=Path, default=None,
-                   help="runs CSV to append to (default: results/runs.csv or $NAS_RESULTS)")
-    add_config_args(p, skip=("task", "seed", "model", "rotate", "translate", "val_split"),
-                    task="hymenoptera")
-    p.set_defaults(func=main)
-
-
-def main(args: argparse.Namespace) -> int:
-    console = Console()
-    base = config_from_args(args, task="hymenoptera")
-    seeds = args.seeds or [base.seed]
-    device = resolve_device(base.device)
-    check_target(args.results)  # a runs CSV that cannot take a row fails before any work
-    _, _, described = load_weights(base.weights)  # fails before any image is read
-    data = load_data(base, device)
-    console.print(f"[bold]resnet18[/bold] {base.mode} on {device}: {len(data.train):,} "
-                  f"training images, {len(data.test):,} val images (reported as test), "
-                  f"seeds {seeds}, {base.epochs} epochs, {base.image_size}px", highlight=False)
-    console.print(f"weights: {described}", highlight=False)
-    for seed in seeds:
-        row = run_one(dataclasses.replace(base, seed=seed), data, results=args.results)
-        console.print(f"seed {seed}: final val accuracy {row['final_test_acc']:.2f}% "
-                      f"(max {row['max_test_acc']:.2f}%), {row['arch']}, "
-                      f"{row['trainable_params']:,} of {row['params']:,} params trained, "
-                      f"{row['seconds']:.0f} s, {row['images_per_second']:,.1f} img/s",
-                      highlight=False)
-        console.print(f"  weights: {row['checkpoint']}", highlight=False)
-    return 0
+            "macs": stats.total_mult_adds, "family": "resnet18"}

@@ -18,10 +18,9 @@ from rich.table import Table
 
 from models import UserError
 
-from .checkpoint import load
-from .config import Config
-from .tasks import get_task
-from .train import evaluate, resolve_device
+from ..harness.config import Config
+from ..harness.train import evaluate, resolve_device
+from ..tasks import get_task, load_checkpoint
 
 
 def config_of(side: dict, **overrides) -> Config:
@@ -54,7 +53,7 @@ def load_split(side: dict, split: str, device: torch.device, data_root: str = ""
 def evaluate_checkpoint(path: Path | str, split: str = "test", device: str | None = None,
                         data_root: str = "") -> dict:
     """Load a checkpoint, evaluate it on `split`; figures in percent, with the recorded ones."""
-    model, side = load(path, "cpu")
+    model, side = load_checkpoint(path, "cpu")
     dev = resolve_device(device or default_device(side))
     data, cfg = load_split(side, split, dev, data_root)
     metrics = evaluate(model.to(dev), data, cfg.eval_batch_size)

@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from models import ArchError, UserError, build
+from models import UserError
 
 from . import results as results_mod
 
@@ -156,22 +156,6 @@ def read_sidecar(sidecar: Path) -> dict:
     return side
 
 
-def build_model(side: dict, sidecar: Path) -> nn.Module:
-    """Rebuild the network from the sidecar: MNIST from its architecture string, other tasks
-    through their module's model_from_arch(arch)."""
-    if side["task"] == "mnist":
-        try:
-            return build(side["arch"])
-        except ArchError as e:
-            raise CheckpointError(f"{sidecar}: invalid architecture: {e}") from None
-    from .tasks import get_task
-    task = get_task(side["task"])
-    if not hasattr(task, "model_from_arch"):
-        raise CheckpointError(f"{sidecar}: task {side['task']!r} cannot rebuild its models "
-                              "from checkpoints")
-    return task.model_from_arch(side["arch"])
-
-
 def load_weights(model: nn.Module, weights: Path, arch: str) -> None:
     """Load safetensors weights into `model`; every key and shape must match."""
     try:
@@ -192,10 +176,15 @@ def load_weights(model: nn.Module, weights: Path, arch: str) -> None:
     model.load_state_dict(state)
 
 
-def load(path: Path | str, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
-    """The model (in eval mode, on `device`) and the sidecar of a checkpoint."""
+def load(path: Path | str, build: Callable[[dict], nn.Module],
+         device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
+    """The model (in eval mode, on `device`) and the sidecar of a checkpoint; `build(sidecar)`
+    makes the untrained network (tasks.load_checkpoint: the sidecar's task rebuilds its arch)."""
     weights, sidecar = resolve(path)
     side = read_sidecar(sidecar)
-    model = build_model(side, sidecar)
+    try:
+        model = build(side)
+    except UserError as e:  # an unknown task or an architecture that does not parse
+        raise CheckpointError(f"{sidecar}: {e}") from None
     load_weights(model, weights, side["arch"])
     return model.to(device).eval(), side

@@ -35,12 +35,12 @@ from rich.table import Table
 from models import create_model
 from models.report import profile
 
-from . import results as results_mod
-from .config import Config, add_config_args, config_from_args
-from .data import MEAN, STD, Data, Split, load_mnist, mnist_root, verify_mnist
-from .fast import fast_settings, keep_heap, threads_while
-from .runs import for_jobs, side_by_side
-from .train import device_name, resolve_device, train
+from ..harness import results as results_mod
+from ..harness.config import Config, add_config_args, config_from_args
+from ..harness.data import MEAN, STD, Data, Split, load_mnist, mnist_root, verify_mnist
+from ..harness.fast import fast_settings, keep_heap, threads_while
+from ..harness.runs import for_jobs, side_by_side
+from ..harness.train import device_name, resolve_device, train
 
 # ----------------------------------------------------------------------------------------------
 # Benchmark settings

@@ -23,15 +23,6 @@ PATH_FIELDS = ("data_root", "weights")
 # Which ResNet18 layers the image task trains: all, from layerN on, or only the new head.
 MODES = ("finetune", "layer2", "layer3", "layer4", "feature")
 
-# Per-task defaults, applied under the user's flags. Ants/bees: the PyTorch transfer-learning
-# tutorial's SGD(lr 0.001, momentum 0.9), batch 4, StepLR(7 epochs, 0.1), 25 epochs.
-TASK_DEFAULTS: dict[str, dict] = {
-    "hymenoptera": {"model": "resnet18", "epochs": 25, "batch_size": 4, "lr": 0.001,
-                    "momentum": 0.9, "nesterov": False, "weight_decay": 0.0,
-                    "schedule": "step", "eval_batch_size": 32, "target": 94.0},
-}
-
-
 @dataclass(frozen=True)
 class Config:
     task: str = "mnist"
@@ -169,11 +160,18 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def task_defaults(task: str) -> dict:
+    """The task's Config values (benchmarks/tasks/NAME.py's DEFAULTS), under the user's flags.
+    Tasks build on the harness, so the registry is read at call time, not at import."""
+    from ..tasks import get_task
+    return dict(get_task(task).DEFAULTS)
+
+
 def add_config_args(parser: argparse.ArgumentParser, skip: tuple[str, ...] = (),
                     task: str = "mnist") -> None:
     """One --flag per Config field (underscores become dashes); defaults stay in Config."""
     hints = typing.get_type_hints(Config)
-    defaults = TASK_DEFAULTS.get(task, {})
+    defaults = task_defaults(task)
     for f in fields(Config):
         if f.name in skip:
             continue
@@ -185,8 +183,8 @@ def add_config_args(parser: argparse.ArgumentParser, skip: tuple[str, ...] = (),
 
 
 def task_config(task: str = "mnist", **values) -> Config:
-    """Config for `task`: its TASK_DEFAULTS, then `values` on top."""
-    return dataclasses.replace(Config(), task=task, **{**TASK_DEFAULTS.get(task, {}), **values})
+    """Config for `task`: its DEFAULTS, then `values` on top."""
+    return dataclasses.replace(Config(), task=task, **{**task_defaults(task), **values})
 
 
 def config_from_args(args: argparse.Namespace, **extra) -> Config:

@@ -24,11 +24,11 @@ from torch import nn
 from .batchnorm import ChannelsLastBatchNorm2d, nhwc_as_nchw
 
 # Every core for one training (torch's default), one per training when trainings run side by
-# side (search run --jobs; benchmarks.runs.for_jobs). On the 2-core VM of README's Performance a
-# lone resnet_8k training measured 1.1-1.5x faster with two threads than with one. On a machine
+# side (search run --jobs; runs.for_jobs). On the 2-core VM of docs/performance.md a lone
+# resnet_8k training measured 1.1-1.5x faster with two threads than with one. On a machine
 # whose cores other jobs hold, OpenMP's threads stall each other: pass --threads 1 there.
-# The two CPU kernels below are Config switches (fast_dropout, fast_batchnorm), so the speed
-# benchmark ablates them by passing a Config like any other setting.
+# The two CPU kernels (RunDropout's geometric masks, wide-row batch norm) are Config switches,
+# fast_dropout and fast_batchnorm, so the speed benchmark ablates them through a Config.
 
 @dataclass(frozen=True)
 class Fast:
@@ -55,7 +55,7 @@ def fast_settings(cfg, device: torch.device) -> Fast:
         threads=cfg.threads or None,  # None: torch's own setting (every core)
         # Both are CPU kernels: elsewhere "on" changes nothing (they fall back to torch's).
         geometric_dropout=cpu and on(cfg.fast_dropout, True),  # 1.04-1.07x the whole step
-        fast_batchnorm=cpu and on(cfg.fast_batchnorm, True),  # benchmarks/batchnorm.py
+        fast_batchnorm=cpu and on(cfg.fast_batchnorm, True),  # batchnorm.py
         keep_heap=cpu)  # glibc keeps freed blocks for the next step (keep_heap)
 
 

@@ -30,7 +30,7 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
-from .data import MEAN, STD, Split  # noqa: E402
+from ..harness.data import MEAN, STD, Split  # noqa: E402
 
 DPI = 100  # the PNGs are committed: keep them small
 
@@ -203,26 +203,35 @@ def accuracy_front(board: pd.DataFrame) -> pd.DataFrame:
     return board[board.mean_test_acc > board.mean_test_acc.cummax().shift(fill_value=-1.0)]
 
 
-def plot_params_vs_accuracy(board: pd.DataFrame, path: Path, target: float = 99.4) -> Path:
-    """Leaderboard rows (one task, epochs and training set): parameters against mean test
-    accuracy, bars from the worst to the best seed, the front of 5-seed rows, the target line."""
+def plot_params_vs_accuracy(board: pd.DataFrame, path: Path, target: float = 99.4,
+                            peers: frozenset[str] = frozenset()) -> Path:
+    """Leaderboard rows (one task and training set, 20 epochs; `peers` at their own epochs):
+    parameters against mean test accuracy, bars from the worst to the best seed, the front of
+    this suite's 5-seed rows, the target line. Published peers are marked apart."""
     fig = Figure(figsize=(9, 5.5))
     ax = fig.subplots()
     board = board.sort_values("params")
+    is_peer = board.model.isin(peers)
     for proven, style in ((False, dict(mfc="white")), (True, {})):
-        rows = board[(board.seeds >= 5) == proven]
+        rows = board[((board.seeds >= 5) == proven) & ~is_peer]
         ax.errorbar(rows.params, rows.mean_test_acc, ls="none", marker="o", capsize=3,
                     yerr=[rows.mean_test_acc - rows.min_test_acc,
                           rows.max_test_acc - rows.mean_test_acc],
                     label="mean of 5+ seeds (bar: worst to best)" if proven
                     else "fewer than 5 seeds", color="tab:blue", **style)
+    rows = board[is_peer]
+    if len(rows):
+        ax.errorbar(rows.params, rows.mean_test_acc, ls="none", marker="D", capsize=3,
+                    yerr=[rows.mean_test_acc - rows.min_test_acc,
+                          rows.max_test_acc - rows.mean_test_acc], color="tab:orange",
+                    label="published peers: their recipe and epochs, measured here")
     for i, (_, r) in enumerate(board.iterrows()):  # labels alternate above and below
         name = r.model if "|" not in str(r.model) else "unnamed"
         ax.annotate(f"{name} ({int(r.params):,}), {int(r.seeds)} seed"
                     f"{'s' if r.seeds > 1 else ''}",
                     (r.params, r.mean_test_acc), textcoords="offset points",
                     xytext=(6, 4 if i % 2 else -11), fontsize=7)
-    front = accuracy_front(board[board.seeds >= 5])
+    front = accuracy_front(board[(board.seeds >= 5) & ~is_peer])
     if len(front):
         ax.step(front.params, front.mean_test_acc, where="post", color="tab:green", lw=1,
                 label="front (5+ seeds)")
@@ -235,7 +244,8 @@ def plot_params_vs_accuracy(board: pd.DataFrame, path: Path, target: float = 99.
     ax.set_ylabel("final test accuracy (%), mean over seeds")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower right")
-    ax.set_title("MNIST, 20 epochs, full training set: parameters vs test accuracy")
+    ax.set_title("MNIST, full training set: parameters vs final test accuracy (20 epochs; "
+                 "peers at their own)", fontsize=10)
     return _save(fig, path)
 
 
@@ -244,7 +254,7 @@ def plot_image_predictions(model: torch.nn.Module, split, path: Path, title: str
                            limit: int = 12, batch_size: int = 16) -> Path:
     """Validation images with the model's predictions, as in PyTorch's transfer-learning
     tutorial (visualize_model); wrong predictions in red."""
-    from .images import IMAGENET_MEAN, IMAGENET_STD
+    from ..harness.images import IMAGENET_MEAN, IMAGENET_STD
 
     model.eval()
     mean = torch.tensor(IMAGENET_MEAN)[:, None, None]

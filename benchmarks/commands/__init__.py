@@ -1,0 +1,1 @@
+"""One module per `python -m benchmarks` subcommand; each has add_parser(subparsers)."""

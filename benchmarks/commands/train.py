@@ -1,0 +1,72 @@
+"""python -m benchmarks TASK: train a task's model once per seed, a result row per seed.
+
+One subcommand per registered task (benchmarks/tasks): `mnist` trains a zoo member or an
+architecture string, `hymenoptera` fine-tunes ResNet18 on the ants/bees images. Every Config
+field the task uses is a flag; rows go to results/runs.csv (or --results), weights beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from rich.console import Console
+
+from ..harness.config import add_config_args, config_from_args
+from ..harness.results import check_target
+from ..harness.runs import (
+    add_jobs_arg,
+    for_jobs,
+    parse_jobs,
+    resolve_jobs,
+    side_by_side,
+    stop_hook,
+)
+from ..harness.train import resolve_device
+from ..tasks import TASKS, get_task, run_one
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    for name in TASKS:
+        task = get_task(name)
+        p = sub.add_parser(name, help=task.HELP, description=f"{task.HELP}. {__doc__}")
+        p.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 1")
+        add_jobs_arg(p, "seeds")
+        p.add_argument("--results", type=Path, default=None,
+                       help="runs CSV to append to (default: results/runs.csv or $NAS_RESULTS)")
+        add_config_args(p, skip=("task", "seed", *task.UNUSED), task=name)
+        p.set_defaults(func=main, task=name)
+
+
+def main(args: argparse.Namespace) -> int:
+    console = Console(highlight=False)
+    task = get_task(args.task)
+    base = config_from_args(args, task=task.NAME)
+    seeds = args.seeds or [base.seed]
+    jobs = parse_jobs(args.jobs)
+    check_target(args.results)  # a runs CSV that cannot take a row fails before any work
+    what = task.preflight(base)  # so do a model or weights that cannot be had
+    device = resolve_device(base.device)
+    jobs = min(resolve_jobs(jobs, device), len(seeds))
+    base = for_jobs(base, jobs)
+    data = task.load_data(base, device)
+    held = data.test if data.test is not None else data.val
+    console.print(f"{what} on {device}: {len(data.train):,} training images, "
+                  f"{len(held):,} {task.TEST_NAME} images, seeds {seeds}, {base.epochs} epochs"
+                  + (f", {jobs} seeds at a time" if jobs > 1 else ""), soft_wrap=True)
+
+    def run(seed: int, stop) -> dict:
+        row = run_one(task, dataclasses.replace(base, seed=seed), data, results=args.results,
+                      on_epoch=stop_hook(stop, console if jobs > 1 else None, f"seed {seed}"))
+        trained = "" if row["trainable_params"] == row["params"] else \
+            f"{row['trainable_params']:,} of "
+        console.print(f"seed {seed}: final {task.TEST_NAME} accuracy "
+                      f"{row['final_test_acc']:.2f}% (max {row['max_test_acc']:.2f}%), "
+                      f"{trained}{row['params']:,} params trained, {row['seconds']:.0f} s, "
+                      f"{row['images_per_second']:,.0f} img/s")
+        console.print(f"  weights: {row['checkpoint']}", soft_wrap=True)
+        return row
+
+    side_by_side(jobs, run, seeds)
+    return 0

@@ -1,0 +1,47 @@
+"""MNIST with the model zoo: the suite's own task (the budget, the search, the champions)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models import ArchError, UserError, build, create_model, family_of
+from models.report import profile as zoo_profile
+
+from ..harness.data import Data, load_mnist
+
+NAME = "mnist"
+HELP = "train zoo models on MNIST, one result row per seed"
+DEFAULTS: dict = {}  # Config's own defaults are MNIST's
+SEARCH_DEFAULTS = {"val_split": 10_000}  # 10,000 of the 60,000 training images to select on
+UNUSED = ("mode", "weights", "image_size", "workers")  # the image task's settings
+TEST_NAME = "test"
+ZOO = True
+PICTURES = ("confusion", "misclassified")
+
+
+def load_data(cfg, device: torch.device, with_test: bool = True) -> Data:
+    return load_mnist(cfg, device, with_test=with_test)
+
+
+def preflight(cfg) -> str:
+    create_model(cfg.model)  # unknown or over-budget models fail before any data is loaded
+    return f"[bold]{cfg.model}[/bold]"
+
+
+def make_model(cfg, num_classes: int | None = None) -> nn.Module:
+    return create_model(cfg.model)
+
+
+def model_from_arch(arch: str) -> nn.Module:
+    try:
+        return build(arch)
+    except ArchError as e:
+        raise UserError(f"invalid architecture: {e}") from None
+
+
+def profile(model: nn.Module, cfg) -> dict:
+    """torchinfo's counts for one 28x28 image, on a CPU copy, before training."""
+    stats = zoo_profile(model)
+    return {"params": stats["params"], "trainable": stats["params"], "macs": stats["macs"],
+            "family": family_of(cfg.model)}
