@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 
 import pytest
 import torch
+from conftest import REPO
 
 from benchmarks.__main__ import main
 from benchmarks.harness.config import Config
@@ -89,3 +91,23 @@ def test_bad_checkpoints_exit_2_naming_the_file(run, tmp_path, capsys):
     weights.write_bytes(open(src, "rb").read()[:1000])
     code, _, err = _evaluate(capsys, "--checkpoint", weights)
     assert code == 2 and "copy.safetensors" in err and "truncated" in err
+
+
+# The checkpoints in git (results/checkpoints/ is ignored but for these).
+COMMITTED = [REPO / p for p in subprocess.run(
+    ["git", "ls-files", "results/checkpoints/*-final.safetensors"], cwd=REPO,
+    capture_output=True, text=True).stdout.split()]
+
+
+@pytest.mark.parametrize("weights", COMMITTED, ids=lambda p: p.name)
+def test_committed_checkpoints_still_evaluate_to_their_recorded_accuracy(weights, mnist_root,
+                                                                         tmp_path, capsys):
+    """Old checkpoints load in today's harness (issue 17: nothing changes for the user). The
+    recording machine's fp32 sums ran in its own order: on another CPU kind a logit near a tie
+    may round the other way, so one image of the 10,000 (0.01 points) may differ, no more."""
+    out_json = tmp_path / "eval.json"
+    code, _, _ = _evaluate(capsys, "--checkpoint", weights, "--device", "cpu", "--data-root",
+                           mnist_root, "--json", out_json)
+    assert code == 0
+    r = json.loads(out_json.read_text())
+    assert r["images"] == 10_000 and abs(r["test_acc"] - r["recorded_acc"]) <= 0.01 + 1e-9

@@ -73,7 +73,9 @@ def device_name(device: torch.device) -> str:
 
 # ----------------------------------------------------------------------------------------------
 # Evaluation: always fp32 and in the device's default fast layout, so the accuracy recorded
-# during training is exactly what `benchmarks evaluate` gets from the saved weights later.
+# during training is exactly what `benchmarks evaluate` gets from the saved weights later on the
+# same device. (On CUDA, cuDNN's default TF32 convolutions apply: CPU and GPU may then differ
+# by an image or two, which tests/test_cuda.py allows, 0.05 points.)
 
 class Tally:
     """Running sums of one model's evaluation on the device: loss, top-3, confusion."""

@@ -1,0 +1,227 @@
+"""`python -m search run`: search (or resume) a study, as many workers as there are.
+
+Every check comes before the study is created or pinned, so a refused run leaves the storage as
+it was; then trials are sampled, counted (over the budget: rejected untrained), trained on the
+validation split through the harness's one train() and pruned per epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import optuna
+import torch
+from rich.console import Console
+
+from benchmarks.harness.config import config_from_args
+from benchmarks.harness.fast import fast_settings, threads_while
+from benchmarks.harness.runs import (
+    for_jobs,
+    parse_jobs,
+    resolve_jobs,
+    stop_on_ctrl_c,
+)
+from benchmarks.harness.train import DivergedError, device_name, resolve_device
+from benchmarks.tasks import get_task
+from models import BUDGET, UserError
+
+from . import space
+from .live import Reporter
+from .objective import Objective
+from .publish import enqueue_zoo
+from .study import (
+    check_study_name,
+    check_warm_start,
+    make_pruner,
+    make_sampler,
+    open_storage,
+    open_study,
+    peek_study,
+    retry,
+    safe_url,
+    sampler_seed,
+    status_of,
+    suggest_study_name,
+    warm_start,
+)
+
+DEFAULT_MAX_TRIALS = 100  # when no --n-trials, --max-trials or --timeout is given
+REJECTED_IN_A_ROW = 500  # stop if the sampler finds nothing under the budget this many times
+MAX_SECONDS = 10 * 365 * 86400  # a --timeout or --heartbeat beyond ten years is a typo
+SEED_LIMIT = 2**31 - 1  # what numpy (the samplers) and torch (training) both take
+
+
+class Stopper:
+    """Optuna callback: stop after N trained trials of this worker or M in the whole study."""
+
+    def __init__(self, n_trials: int | None, max_trials: int | None):
+        self.n_trials, self.max_trials = n_trials, max_trials
+        self.trained = 0
+        self.rejected_in_a_row = 0
+        self.why = ""
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if status_of(trial) == "rejected":
+            self.rejected_in_a_row += 1
+        else:
+            self.trained, self.rejected_in_a_row = self.trained + 1, 0
+        if self.n_trials and self.trained >= self.n_trials:
+            self.why = f"this worker trained {self.trained} trials (--n-trials)"
+        elif self.max_trials and study_trained(study) >= self.max_trials:
+            self.why = f"the study holds {self.max_trials} trained trials (--max-trials)"
+        elif self.rejected_in_a_row >= REJECTED_IN_A_ROW:
+            self.why = f"{self.rejected_in_a_row} samples in a row were over the budget"
+        if self.why:
+            study.stop()
+
+
+def study_trained(study: optuna.Study) -> int:
+    return sum(status_of(t) in ("complete", "pruned", "failed")
+               for t in study.get_trials(deepcopy=False))
+
+
+def check_positive(name: str, value, most: float = math.inf) -> None:
+    """Refuse an option that is given and not a positive number up to `most`: NaN and the
+    infinities too (NaN passes every comparison's `not`, and --timeout inf never stops)."""
+    if value is None:
+        return
+    if not (math.isfinite(value) and value > 0):
+        raise UserError(f"invalid option: --{name} must be a positive number (got {value})")
+    if value > most:
+        raise UserError(f"invalid option: --{name} must be at most {most:,} (got {value:,})")
+
+
+def check_seeds(option: str, seeds) -> None:
+    for seed in [seeds] if isinstance(seeds, int) else seeds or []:
+        if not 0 <= seed <= SEED_LIMIT:
+            raise UserError(f"invalid option: {option} must be in [0, {SEED_LIMIT:,}] "
+                            f"(got {seed})")
+
+
+def _default_settings(task: str, objective: str) -> dict:
+    """The pinned settings of a run given no option that changes them."""
+    ref = config_from_args(argparse.Namespace(), task=task, **get_task(task).SEARCH_DEFAULTS)
+    return {"task": task, "objective": objective, "budget": BUDGET,
+            **{k: getattr(ref, k) for k in ("epochs", "train_subset", "val_split", "test_subset")}}
+
+
+class _NoQueue:
+    """Stands in for the study while checking --enqueue-zoo NAMEs: enqueue_zoo refuses a name
+    before it queues any, so a run with this one checks them all and queues nothing."""
+
+    def enqueue_trial(self, *args, **kwargs) -> None:
+        pass
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(highlight=False, soft_wrap=True)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the reporter logs every trial
+    if args.task not in space.SPACES:
+        raise UserError(f"no search space for task {args.task!r}; spaces: "
+                        f"{', '.join(space.SPACES)}")
+    for name in ("n_trials", "max_trials", "budget"):
+        check_positive(name.replace("_", "-"), getattr(args, name))
+    check_positive("timeout", args.timeout, MAX_SECONDS)
+    check_positive("heartbeat", args.heartbeat, 86400)
+    check_seeds("--seed", args.seed)
+    if args.parallel is not None and args.jobs != "1":
+        raise UserError("invalid option: --parallel is the old name of --jobs; give one of them")
+    jobs = parse_jobs(args.jobs if args.parallel is None else str(args.parallel))
+    if args.budget > BUDGET:
+        raise UserError(f"invalid option: --budget {args.budget:,} is over the zoo's budget of "
+                        f"{BUDGET:,}; it can only tighten it")
+    max_trials = args.max_trials
+    if not (args.n_trials or max_trials or args.timeout):
+        max_trials = DEFAULT_MAX_TRIALS
+    base = config_from_args(args, task=args.task, progress=False,
+                            seed=1 if args.seed is None else args.seed,
+                            **{k: v for k, v in get_task(args.task).SEARCH_DEFAULTS.items()
+                               if getattr(args, k, None) is None})
+    # Every check comes before the study is created or pinned (issue 18): a refused run leaves
+    # the storage as it was, and the same command with the mistake fixed then runs.
+    name = check_study_name(f"{args.task}-{args.objective}" if args.study is None
+                            else args.study)
+    for source in args.warm_start:
+        check_study_name(source, "--warm-start")
+    settings = {"task": args.task, "objective": args.objective, "budget": args.budget,
+                **{k: getattr(base, k) for k in ("epochs", "train_subset", "val_split",
+                                                 "test_subset")}}
+    if args.enqueue_zoo is not None and not get_task(args.task).ZOO:
+        raise UserError(f"--enqueue-zoo queues the zoo's models; the {args.task} task has none")
+    if args.enqueue_zoo:  # the names given: each a member that can be queued
+        enqueue_zoo(_NoQueue(), base, args.budget, args.enqueue_zoo)
+    storage = open_storage(args.storage, heartbeat=args.heartbeat)
+    known = peek_study(storage, name, settings,
+                       hint=suggest_study_name(settings, _default_settings(args.task,
+                                                                           args.objective)))
+    for source in args.warm_start:
+        if known is None or source not in known.user_attrs.get("warm_start", []):
+            check_warm_start(storage, source, settings, name)
+    if (known is not None and max_trials and study_trained(known) >= max_trials
+            and not args.warm_start and args.enqueue_zoo is None):  # done: load no data
+        console.print(f"study {name} already holds {study_trained(known)} trained trials "
+                      f"(--max-trials {max_trials}); nothing to do. Raise --max-trials to go on.")
+        return 0
+    jobs = resolve_jobs(jobs, resolve_device(base.device))
+    base = for_jobs(base, jobs)
+    if base.threads:
+        torch.set_num_threads(base.threads)
+    objective = Objective(base, args.objective, budget=args.budget)
+    data = objective.data()  # load once, before any trial starts (and fail early)
+    # Every check has passed: only now is the study created (or resumed) and pinned. Its
+    # sampler's seed comes from --seed and the trials the study already holds, so a worker
+    # restarted with the same --seed samples anew instead of repeating its first run.
+    pruner = make_pruner(args.pruner if args.objective == "accuracy" else "none", base.epochs)
+    sampler = make_sampler(args.sampler, sampler_seed(args.seed, len(known.trials) if known
+                                                      else 0))
+    study = open_study(storage, name, settings, sampler, pruner)
+    for source in args.warm_start:
+        console.print(f"copied {warm_start(study, storage, source)} trained trials of study "
+                      f"{source} (none if copied before)")
+    if args.enqueue_zoo is not None:
+        queued = enqueue_zoo(study, base, args.budget, args.enqueue_zoo)
+        console.print(f"queued {len(queued)} zoo members (skipped if already queued): "
+                      f"{', '.join(queued)}")
+    if max_trials and study_trained(study) >= max_trials:
+        console.print(f"study {name} already holds {study_trained(study)} trained trials "
+                      f"(--max-trials {max_trials}); nothing to do. Raise --max-trials to go on.")
+        return 0
+    reporter = Reporter(study, n_trials=args.n_trials, max_trials=max_trials,
+                        timeout=args.timeout, live=not args.no_live, console=console, jobs=jobs)
+    objective.reporter = reporter
+    with threads_while(fast_settings(base, objective.device).threads):  # as trials train
+        where = device_name(objective.device)
+    console.print(f"study {name} in {safe_url(storage.url)}: {len(study.trials)} trials so far; "
+                  f"{args.objective}, {base.epochs} epochs, {len(data.train):,} training / "
+                  f"{len(data.val):,} validation images (test set not loaded), "
+                  f"{where}" + (f", {jobs} trials at a time" if jobs > 1 else ""))
+    stopper = Stopper(args.n_trials, max_trials)
+    callbacks = [reporter.trial_finished, stopper]
+    try:
+        with reporter, stop_on_ctrl_c(objective.stop if jobs > 1 else None):
+            study.optimize(objective, timeout=args.timeout, catch=(DivergedError,),
+                           callbacks=callbacks, n_jobs=jobs)
+    except KeyboardInterrupt:
+        for number in sorted(objective.running):
+            _requeue(study, number, console)
+        return 130
+    reporter.summary()
+    console.print(f"stopped: {stopper.why or 'timeout reached'}. Run the same command to go on; "
+                  f"`python -m search export --study {name}` writes the trials to CSV.")
+    return 0
+
+
+def _requeue(study: optuna.Study, number: int | None, console: Console) -> None:
+    """After Ctrl-C: fail the interrupted trial and queue its parameters for the next run."""
+    note = ""
+    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+    if trial is not None and trial.state == optuna.trial.TrialState.RUNNING:
+        study.tell(number, state=optuna.trial.TrialState.FAIL)
+        trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    if trial is not None and status_of(trial) == "failed":
+        retry(study, trial)
+        note = f" trial {number} was failed and queued again;"
+    Console(stderr=True, soft_wrap=True).print(
+        f"[yellow]interrupted:[/yellow]{note} run the same command to resume study "
+        f"{study.study_name}.")
