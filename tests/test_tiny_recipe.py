@@ -12,7 +12,8 @@ from torch import nn
 from benchmarks.commands.evaluate import evaluate_checkpoint
 from benchmarks.harness.config import Config
 from benchmarks.harness.data import Split, augment, cutout_mask, load_mnist
-from benchmarks.harness.train import WeightAverage, train
+from benchmarks.harness.ema import WeightAverage
+from benchmarks.harness.train import train
 from benchmarks.tasks import mnist, run_one
 from models import create_model
 

@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from .data import Data
+from .ema import WeightAverage
 from .fast import Fast, eval_channels_last, fast_model, fast_settings, make_optimizer
 
 
@@ -149,58 +150,6 @@ def make_schedule(opt, cfg, total_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
 
 
-class WeightAverage:
-    """An exponential moving average of the model's weights (Config.ema: the decay per step;
-    0: off, and every method does nothing). After each epoch the model holds the average, so
-    the average is what is evaluated, snapshotted by on_epoch and, after the last epoch, saved;
-    the live weights come back for the next epoch's training, which the average never changes.
-
-    Every floating-point tensor of the state dict is averaged: weights and also BatchNorm's
-    running mean and variance (as timm's ModelEma does), which track the weights' drift as
-    slowly as the average does; integer buffers (num_batches_tracked) stay the live ones. The
-    decay warms up as min(ema, (1 + t) / (10 + t)) at step t (TensorFlow's num_updates rule),
-    so the random start has faded by the first evaluations, which the pruner compares.
-
-    One foreach lerp per step with the decay computed on the host: no sync with the device
-    (torch's AveragedModel reads a device counter every update, and would deep-copy a model
-    whose classes fast_model has swapped); the lerp is the one get_ema_multi_avg_fn runs.
-    """
-
-    def __init__(self, model: nn.Module, decay: float):
-        self.model, self.decay, self.steps = model, decay, 0
-        self.live = self._floats() if decay else []
-        self.average = [t.detach().clone() for t in self.live]
-        self.kept: list[torch.Tensor] | None = None  # the live ones, while set aside
-
-    def _floats(self) -> list[torch.Tensor]:
-        return [t for t in self.model.state_dict(keep_vars=True).values()
-                if t.is_floating_point()]
-
-    @torch.no_grad()
-    def update(self) -> None:
-        if self.decay:
-            self.steps += 1
-            decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
-            torch._foreach_lerp_(self.average, self.live, 1 - decay)
-
-    @torch.no_grad()
-    def hold_average(self) -> None:
-        """The model's weights become the average; the live ones are kept aside."""
-        if self.decay and self.kept is None:
-            self.kept = [t.detach().clone() for t in self.live]
-            for t, a in zip(self.live, self.average):
-                t.copy_(a)
-
-    @torch.no_grad()
-    def hold_live(self) -> None:
-        """The live weights back in the model, to train on."""
-        if self.kept is not None:
-            self.live = self._floats()  # evaluation may have re-laid the model out
-            for t, k in zip(self.live, self.kept):
-                t.copy_(k)
-            self.kept = None
-
-
 def progress_bar(enabled: bool) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -219,8 +168,26 @@ def train(model: nn.Module, cfg, data: Data,
     device = resolve_device(cfg.device)
     fast = fast_settings(cfg, device)
     model.to(device)
-    with fast_model(model, fast, cfg.seed):
+    with fast_model(model, fast, cfg.seed), own_stream(device):
         return _train(model, cfg, data, on_epoch, device, fast)
+
+
+@contextlib.contextmanager
+def own_stream(device: torch.device):
+    """On CUDA, a training's kernels go to a stream of its own, so trainings side by side in
+    threads (--jobs K) can overlap on the GPU instead of queueing on the default stream. It
+    starts after what the default stream holds (the data, the model's weights) and the
+    default stream waits for it at the end, so callers see finished weights."""
+    if device.type != "cuda":
+        yield
+        return
+    side, main = torch.cuda.Stream(device), torch.cuda.current_stream(device)
+    side.wait_stream(main)
+    try:
+        with torch.cuda.stream(side):
+            yield
+    finally:
+        main.wait_stream(side)
 
 
 def _train(model, cfg, data, on_epoch, device, fast: Fast) -> dict:
