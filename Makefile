@@ -30,10 +30,12 @@ search: $(STAMP)
 params: $(STAMP)
 	$(BIN)/python -m models
 
-# results/leaderboard.csv from runs.csv, then the generated tables of README.md and docs/.
+# results/leaderboard.csv from runs.csv, then the generated tables of README.md and docs/ and
+# the params-vs-accuracy plot.
 leaderboard: $(STAMP)
 	$(BIN)/python -m benchmarks leaderboard
 	$(BIN)/python -m benchmarks docs
+	$(BIN)/python -m benchmarks plots --summary
 
 docs: $(STAMP)
 	$(BIN)/python -m benchmarks docs

@@ -165,11 +165,29 @@ def _best_so_far(ax, study: optuna.Study, done: list, name: str) -> None:
     ax.legend(loc="lower right")
 
 
+def params_vs_accuracy(results_dir: Path, out: Path) -> list[Path]:
+    """The zoo's leaderboard as a picture: 20-epoch rows, and the peers at their own epochs."""
+    path = results_dir / "runs.csv"
+    if not path.is_file():
+        return []
+    board = leaderboard(_runs(path))
+    peers = frozenset(SOURCES)  # published models, trained at their own epoch counts
+    board = board[board.task.map(zoo_task) & (board.train_images == 60_000)
+                  & ((board.epochs == 20) | board.model.isin(peers))]
+    if not len(board):
+        return []
+    return [plots.plot_params_vs_accuracy(board, out / "mnist-params-vs-accuracy.png",
+                                          peers=peers)]
+
+
 def regenerate(results_dir: Path | None = None, out: Path | None = None,
-               console: Console | None = None) -> list[Path]:
-    """Write every picture; returns their paths."""
+               console: Console | None = None, summary: bool = False) -> list[Path]:
+    """Write every picture (with summary, only those drawn from the leaderboard); returns their
+    paths."""
     results_dir = Path(results_dir or results_mod.RESULTS_DIR)
     out = Path(out or results_dir / "plots")
+    if summary:
+        return params_vs_accuracy(results_dir, out)
     console = console or Console()
     runs = benchmark_runs(results_dir)
     made = []
@@ -181,14 +199,7 @@ def regenerate(results_dir: Path | None = None, out: Path | None = None,
         first.setdefault(r["arch"], r)
     if first:
         made.append(plots.plot_zoo_curves(list(first.values()), out / "zoo-curves.png"))
-    board = leaderboard(_runs(results_dir / "runs.csv")) if runs else None
-    if board is not None:
-        peers = frozenset(SOURCES)  # published models, trained at their own epoch counts
-        board = board[board.task.map(zoo_task) & (board.train_images == 60_000)
-                      & ((board.epochs == 20) | board.model.isin(peers))]
-    if board is not None and len(board):
-        made.append(plots.plot_params_vs_accuracy(board, out / "mnist-params-vs-accuracy.png",
-                                                  peers=peers))
+    made += params_vs_accuracy(results_dir, out)
     # Augmentation as the default Config trains: on CPU, a few training digits.
     cfg = Config(device="cpu", train_subset=16, progress=False)
     try:
@@ -210,12 +221,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results-dir", type=Path, default=None,
                    help="default: results/ or $NAS_RESULTS")
     p.add_argument("--out", type=Path, default=None, help="default: <results dir>/plots")
+    p.add_argument("--summary", action="store_true",
+                   help="only the pictures drawn from the leaderboard (params vs accuracy)")
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
     console = Console()
-    made = regenerate(args.results_dir, args.out, console)
+    made = regenerate(args.results_dir, args.out, console, args.summary)
     for path in made:
         console.print(f"wrote {path}", highlight=False)
     console.print(f"{len(made)} PNG files written")
