@@ -229,3 +229,15 @@ def test_keep_heap_stops_page_faults_in_training(mnist_root):
     default, kept = faults_per_step("default"), faults_per_step("kept")
     # A ratio, not a count: how many faults a step takes depends on the machine and its load.
     assert kept < default / 10, (default, kept)
+
+
+@pytest.mark.slow
+def test_compile_on_trains_with_the_whole_cpu_fast_path(mnist_root, tmp_path):
+    """--compile on with bf16, channels_last, wide-row batch norm and geometric dropout: the
+    running statistics once came back from the compiled batch norm in bf16 and lerp_ refused
+    them (issue 17). Slow: compiling takes ~30-90 s on 2 cores."""
+    rc = bench_main(["mnist", "--model", "plain_7k", "--compile", "on", "--amp", "bf16",
+                     "--epochs", "1", "--train-subset", "512", "--test-subset", "200",
+                     "--device", "cpu", "--progress", "false", "--data-root", str(mnist_root),
+                     "--results", str(tmp_path / "runs.csv")])
+    assert rc == 0 and (tmp_path / "runs.csv").is_file()
