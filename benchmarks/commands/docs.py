@@ -70,8 +70,8 @@ def champions_table(results: Path, _: str = "") -> str:
         rows.append([role, f"`{r.model}`", f"{int(r.params):,}", " ".join(map(_pct, accs)),
                      _pct(r.mean_test_acc), _pct(r.min_test_acc),
                      FOUND_BY.get(r.model, "hand-made")])
-    return _md(["champion", "zoo member", "params", "test acc per run (epoch 20)", "mean", "min",
-                "found by (study:trial)"], rows, "llrlrrl")
+    return _md(["champion", "zoo member", "params", "test acc per run, seed order (epoch 20)",
+                "mean", "min", "found by (study:trial)"], rows, "llrlrrl")
 
 
 def leaderboard_table(results: Path, _: str = "") -> str:
