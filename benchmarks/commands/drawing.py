@@ -243,7 +243,7 @@ def plot_params_vs_accuracy(board: pd.DataFrame, path: Path, target: float = 99.
     ax.set_xlabel("parameters (log scale)")
     ax.set_ylabel("final test accuracy (%), mean over seeds")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="lower right")
     ax.set_title("MNIST, full training set: parameters vs final test accuracy (20 epochs; "
                  "peers at their own)", fontsize=10)
     return _save(fig, path)
