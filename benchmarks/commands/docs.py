@@ -86,12 +86,13 @@ def leaderboard_table(results: Path, _: str = "") -> str:
 def peers_table(results: Path, _: str = "") -> str:
     runs = pd.read_csv(results / "runs.csv")
     rows = []
-    for name in sorted(SOURCES, key=lambda m: count_params(create_model(m))):
+    counts = {name: count_params(create_model(name)) for name in SOURCES}  # built once each
+    for name in sorted(SOURCES, key=counts.get):
         arch = arch_of(name)
         mine = runs[(runs.arch == arch) & (runs.train_images == 60_000)]
         accs = list(mine.sort_values("seed").final_test_acc)
         epochs = ", ".join(map(str, sorted(set(mine.epochs)))) or "-"
-        rows.append([f"`{name}`", f"{count_params(create_model(name)):,}", SOURCES[name],
+        rows.append([f"`{name}`", f"{counts[name]:,}", SOURCES[name],
                      CLAIMS.get(name, "-"), epochs, len(accs),
                      _pct(sum(accs) / len(accs)) if accs else "-",
                      _pct(min(accs)) if accs else "-",

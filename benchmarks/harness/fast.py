@@ -1,5 +1,5 @@
 """The fast path's settings: Config's "auto" values resolved per device type to what measured
-fastest with `python -m benchmarks speed` (figures and machine: README, Performance).
+fastest with `python -m benchmarks speed` (figures and machine: docs/performance.md).
 
     CPU   every core (one each with --jobs), channels_last, bf16 autocast where the CPU has
           native bf16, geometric-gap dropout masks, wide-row batch norm for narrow layers,
@@ -99,17 +99,16 @@ def eval_channels_last(device: torch.device) -> bool:
 
 
 def make_optimizer(model: nn.Module, cfg, device: torch.device) -> torch.optim.Optimizer:
+    optim = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD
     kwargs = {}
     if device.type == "cuda":  # one kernel for the whole update instead of several per tensor
-        optim = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD
         fused = "fused" in inspect.signature(optim).parameters
         kwargs = {"fused": True} if fused else {"foreach": True}
-    if cfg.optimizer == "adam":  # the peers' Adam (models/peers.py)
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                **kwargs)
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                           nesterov=cfg.nesterov and cfg.momentum > 0,
-                           weight_decay=cfg.weight_decay, **kwargs)
+    if optim is torch.optim.Adam:  # the peers' Adam (models/peers.py)
+        return optim(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **kwargs)
+    return optim(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                 nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay,
+                 **kwargs)
 
 
 class RunDropout(nn.Dropout):
