@@ -73,6 +73,24 @@ def test_same_second_runs_get_distinct_files(tmp_path):
     assert first != second and second.endswith("-2-final.safetensors")
 
 
+def test_concurrent_same_second_runs_never_share_or_delete_each_others_files(tmp_path):
+    # Eight savers race for one stem: each must get its own file (the old exists() check let
+    # two claim the same one), and a saver that fails removes only what it claimed.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from benchmarks.harness.checkpoint import remove_run
+    with ThreadPoolExecutor(8) as pool:
+        paths = list(pool.map(lambda _: save_run(_row(), _model(), directory=tmp_path),
+                              range(8)))
+    finals = [p["checkpoint"] for p in paths]
+    assert len(set(finals)) == 8
+    remove_run(paths[3])
+    left = sorted(str(p) for p in tmp_path.glob("*-final.safetensors"))
+    assert left == sorted(finals[:3] + finals[4:])
+    for final in left:
+        load(final)  # each one whole and loadable
+
+
 def test_best_weights_keeps_the_best_val_epoch(tmp_path):
     model = _model()
     calls = []

@@ -99,8 +99,9 @@ def save_run(row: dict, model: nn.Module, best: BestWeights | None = None,
              directory: Path | None = None) -> dict:
     """Save a finished run's final (and best-by-validation) weights; returns their paths."""
     directory = Path(directory or checkpoint_dir())
+    directory.mkdir(parents=True, exist_ok=True)
     stem, n = run_stem(row), 1
-    while (directory / f"{stem}-final{SUFFIX}").exists():  # two runs in the same second
+    while not _claim(directory / f"{stem}-final{SUFFIX}"):  # two runs in the same second
         n += 1
         stem = f"{run_stem(row)}-{n}"
     epochs = len((row.get("_result") or {}).get("history", [])) or row.get("epochs")
@@ -115,6 +116,17 @@ def save_run(row: dict, model: nn.Module, best: BestWeights | None = None,
         remove_run({"checkpoint": str(final), "best_checkpoint": str(best_path)})
         raise
     return paths
+
+
+def _claim(path: Path) -> bool:
+    """Create `path` empty unless it exists, atomically: of two processes saving runs with the
+    same stem (same task, model, seed and second), exactly one gets it, so neither overwrites
+    the other's weights or, cleaning up after a failure, deletes them. save() replaces it."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        return False
+    return True
 
 
 def remove_run(paths: dict) -> None:
