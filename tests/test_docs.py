@@ -28,3 +28,26 @@ def test_unknown_table_is_a_user_error(tmp_path, capsys):
     doc.write_text("<!-- table: nope -->\n<!-- end table -->\n")
     assert main(["docs", str(doc)]) == 2
     assert "unknown generated table 'nope'" in capsys.readouterr().err
+
+
+def test_ablation_table_compares_each_variant_with_its_parent_seed_by_seed(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from benchmarks.commands.docs import ablation_table
+
+    base = {"ema": 0.0, "scale": 0.0, "val_split": 10000}
+    variants = [({}, [99.40, 99.50]), ({"ema": 0.999}, [99.45, 99.52]),
+                ({"ema": 0.999, "scale": 0.1}, [99.40, 99.60])]
+    rows = [{"arch": "a", "epochs": 20, "train_images": 50000, "device_name": "cpu",
+             "seed": seed, "final_val_acc": acc, "final_test_acc": 0.0,
+             "config": json.dumps({**base, **changes, "seed": seed})}
+            for changes, accs in variants for seed, acc in zip((1, 2), accs)]
+    pd.DataFrame(rows).to_csv(tmp_path / "ablation.csv", index=False)
+    lines = ablation_table(tmp_path, "ablation").splitlines()
+    assert lines[2].startswith("| reference: ema 0.0, scale 0.0 | - | 2 | 1: 99.40 2: 99.50 |")
+    assert lines[3] == ("| ema 0.999 | reference | 2 | 1: 99.45 2: 99.52 | 99.48 | +0.035 "
+                        "| 2 of 2 |")
+    assert lines[4] == ("| ema 0.999, scale 0.1 | ema 0.999 | 2 | 1: 99.40 2: 99.60 | 99.50 "
+                        "| +0.015 | 1 of 2 |")

@@ -6,9 +6,10 @@ A Markdown file marks each generated table with a pair of comments,
     ...                 (rewritten by this command)
     <!-- end table -->
 
-and NAME is one of TABLES below (ARG, where given, is passed on: a model for `runs`). Every
-figure in them comes from a committed file (results/leaderboard.csv, runs.csv, speed.json, the
-study databases), never from a hand edit;
+and NAME is one of TABLES below (ARG, where given, is passed on: a model for
+`runs`, a CSV's name for `ablation`). Every figure in them comes from a committed file
+(results/leaderboard.csv, runs.csv, ablation.csv, speed.json, the study databases), never from
+a hand edit;
 `--check` exits 1 when a file is out of date (tests/test_docs.py runs it).
 """
 
@@ -155,9 +156,43 @@ def runs_table(results: Path, model: str) -> str:
                 ">= 99.4", "seconds"], rows, "lllrrr")
 
 
+def ablation_table(results: Path, name: str) -> str:
+    """One-factor-at-a-time runs (results/NAME.csv, e.g. experiments/recipe-6k.sh's): each
+    variant is the set of Config fields that differ from the file's first one; it is compared,
+    seed by seed, with its parent, the variant with one field fewer. Validation accuracy only:
+    this is how a recipe is chosen, and the test split must not choose."""
+    runs = pd.read_csv(results / f"{name or 'ablation'}.csv")
+    cfg = runs.config.map(json.loads)
+    first = {k: v for k, v in cfg.iloc[0].items() if k != "seed"}
+    runs["changes"] = [tuple(sorted((k, v) for k, v in c.items() if k != "seed"
+                                    and first.get(k) != v)) for c in cfg]
+    accs = {ch: g.set_index("seed").final_val_acc for ch, g in runs.groupby("changes", sort=False)}
+    rows = []
+    for changes, acc in accs.items():
+        parent = next((p for p in accs if len(p) == len(changes) - 1 and set(p) < set(changes)),
+                      None)
+        diff, wins = "-", "-"
+        if parent is not None:
+            paired = (acc - accs[parent]).dropna()
+            diff = f"{paired.mean():+.3f}" if len(paired) else "-"
+            wins = f"{int((paired > 0).sum())} of {len(paired)}"
+        label = ", ".join(f"{k} {v}" for k, v in changes) or "reference: " + ", ".join(
+            f"{k} {first[k]}" for k in sorted({k for ch in accs for k, _ in ch}))
+        rows.append([label, ", ".join(f"{k} {v}" for k, v in parent) or "reference"
+                     if parent is not None else "-", len(acc),
+                     " ".join(f"{s}: {a:.2f}" for s, a in acc.sort_index().items()),
+                     _pct(acc.mean()), diff, wins])
+    arch, images = runs.arch.iloc[0], int(runs.train_images.iloc[0])
+    return _md(["variant", "compared with", "seeds", "seed: val acc (final epoch)", "mean",
+                "paired change", "seeds better"], rows, "llrlrrl") + (
+        f"\n`{arch}`, {int(runs.epochs.iloc[0])} epochs, trained on {images:,} images, "
+        f"validation on {int(cfg.iloc[0]['val_split']):,}; {runs.device_name.iloc[0]}.\n")
+
+
 TABLES: dict[str, Callable[[Path, str], str]] = {
     "champions": champions_table, "leaderboard": leaderboard_table, "peers": peers_table,
-    "speed": speed_table, "studies": studies_table, "runs": runs_table}
+    "speed": speed_table, "studies": studies_table, "runs": runs_table,
+    "ablation": ablation_table}
 
 
 def render(text: str, results: Path) -> str:
