@@ -5,28 +5,17 @@
 # accuracy is recorded too, never used to choose). Same seeds for every variant, so the
 # comparisons are paired. Rows go to results/ablation.csv; `python -m benchmarks docs` turns
 # them into docs/champions.md's ablation table.
-#   usage: experiments/recipe-6k.sh [SEEDS...]   (default 1 2 3; JOBS=2 runs at a time;
-#   EXTRA="--epochs 1 --train-subset 500" appends flags, for a quick try)
+#   usage: experiments/recipe-6k.sh [SEEDS...]   (default 1 2 3; see ablate.sh for JOBS, EXTRA)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-PY=${PY:-.venv/bin/python}
-RESULTS=${RESULTS:-results/ablation.csv}
-ARCH='v8-v16-p-t8-v12-v16-v12-t10-gap|do0'
-RECIPE="--lr 0.05038667787535556 --weight-decay 6.362684112612832e-05 --batch-size 128
+export SEEDS=${*:-1 2 3} RESULTS=${RESULTS:-results/ablation.csv}
+export BASE="--model v8-v16-p-t8-v12-v16-v12-t10-gap|do0
+  --lr 0.05038667787535556 --weight-decay 6.362684112612832e-05 --batch-size 128
   --schedule onecycle --warmup 0.1 --div-factor 20 --final-div-factor 200 --anneal linear
   --rotate 7 --translate 0.08 --epochs 20 --val-split 10000 --threads 1 --progress false"
-VARIANTS=(
-  "--ema 0"
-  "--ema 0.999"
-  "--ema 0.999 --scale 0.1"
-  "--ema 0.999 --shear 10"
-  "--ema 0.999 --erase 0.2"
+exec "$(dirname "$0")/ablate.sh" \
+  "--ema 0" \
+  "--ema 0.999" \
+  "--ema 0.999 --scale 0.1" \
+  "--ema 0.999 --shear 10" \
+  "--ema 0.999 --erase 0.2" \
   "--ema 0.999 --label-smoothing 0.1"
-)
-seeds=("$@"); [ ${#seeds[@]} -gt 0 ] || seeds=(1 2 3)
-for seed in "${seeds[@]}"; do
-  for variant in "${VARIANTS[@]}"; do
-    echo "--seeds $seed $variant"
-  done
-done | xargs -P "${JOBS:-2}" -I{} sh -c \
-  "$PY -m benchmarks mnist --model '$ARCH' $(echo $RECIPE) --results $RESULTS {} ${EXTRA:-}"

@@ -166,7 +166,9 @@ def ablation_table(results: Path, name: str) -> str:
     first = {k: v for k, v in cfg.iloc[0].items() if k != "seed"}
     runs["changes"] = [tuple(sorted((k, v) for k, v in c.items() if k != "seed"
                                     and first.get(k) != v)) for c in cfg]
-    accs = {ch: g.set_index("seed").final_val_acc for ch, g in runs.groupby("changes", sort=False)}
+    # Parents before children, then by name (JOBS > 1 finishes them out of order).
+    groups = sorted(runs.groupby("changes", sort=False), key=lambda g: (len(g[0]), g[0]))
+    accs = {ch: g.set_index("seed").final_val_acc for ch, g in groups}
     rows = []
     for changes, acc in accs.items():
         parent = next((p for p in accs if len(p) == len(changes) - 1 and set(p) < set(changes)),
