@@ -37,17 +37,21 @@ def test_ablation_table_compares_each_variant_with_its_parent_seed_by_seed(tmp_p
 
     from benchmarks.commands.docs import ablation_table
 
-    base = {"ema": 0.0, "scale": 0.0, "val_split": 10000}
-    variants = [({}, [99.40, 99.50]), ({"ema": 0.999}, [99.45, 99.52]),
-                ({"ema": 0.999, "scale": 0.1}, [99.40, 99.60])]
+    base = {"ema": 0.999, "scale": 0.0, "shear": 0.0, "val_split": 10000}
+    variants = [({"ema": 0.0}, [99.40, 99.50]), ({}, [99.45, 99.52]),
+                ({"scale": 0.1}, [99.40, 99.60]),
+                ({"scale": 0.1, "shear": 10.0}, [99.50, 99.50])]
     rows = [{"arch": "a", "epochs": 20, "train_images": 50000, "device_name": "cpu",
              "seed": seed, "final_val_acc": acc, "final_test_acc": 0.0,
              "config": json.dumps({**base, **changes, "seed": seed})}
             for changes, accs in variants for seed, acc in zip((1, 2), accs)]
-    pd.DataFrame(rows).to_csv(tmp_path / "ablation.csv", index=False)
+    # Written child first: the reference is the most common settings, not the first row.
+    pd.DataFrame(rows[::-1]).to_csv(tmp_path / "ablation.csv", index=False)
     lines = ablation_table(tmp_path, "ablation").splitlines()
-    assert lines[2].startswith("| reference: ema 0.0, scale 0.0 | - | 2 | 1: 99.40 2: 99.50 |")
-    assert lines[3] == ("| ema 0.999 | reference | 2 | 1: 99.45 2: 99.52 | 99.48 | +0.035 "
-                        "| 2 of 2 |")
-    assert lines[4] == ("| ema 0.999, scale 0.1 | ema 0.999 | 2 | 1: 99.40 2: 99.60 | 99.50 "
-                        "| +0.015 | 1 of 2 |")
+    assert lines[2].startswith("| reference: ema 0.999, scale 0.0, shear 0.0 | - | 2 | "
+                               "1: 99.45 2: 99.52 | 99.48 | - | - |")
+    assert lines[3] == "| ema 0.0 | reference | 2 | 1: 99.40 2: 99.50 | 99.45 | -0.035 | 0 of 2 |"
+    assert lines[4] == ("| scale 0.1 | reference | 2 | 1: 99.40 2: 99.60 | 99.50 | +0.015 "
+                        "| 1 of 2 |")
+    assert lines[5] == ("| scale 0.1, shear 10.0 | scale 0.1 | 2 | 1: 99.50 2: 99.50 | 99.50 "
+                        "| +0.000 | 1 of 2 |")

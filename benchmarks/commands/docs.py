@@ -158,17 +158,20 @@ def runs_table(results: Path, model: str) -> str:
 
 def ablation_table(results: Path, name: str) -> str:
     """One-factor-at-a-time runs (results/NAME.csv, e.g. experiments/recipe-6k.sh's): each
-    variant is the set of Config fields that differ from the file's first one; it is compared,
+    variant is the set of Config fields that differ from the most common settings; it is compared,
     seed by seed, with its parent, the variant with one field fewer. Validation accuracy only:
     this is how a recipe is chosen, and the test split must not choose."""
     runs = pd.read_csv(results / f"{name or 'ablation'}.csv")
     cfg = runs.config.map(json.loads)
-    first = {k: v for k, v in cfg.iloc[0].items() if k != "seed"}
+    # The reference: each field's most common value over the runs (the smallest on a tie), so
+    # it does not depend on which run finished first.
+    ref = {k: pd.Series([json.dumps(c.get(k)) for c in cfg]).mode().map(json.loads).iloc[0]
+             for k in cfg.iloc[0] if k != "seed"}
     runs["changes"] = [tuple(sorted((k, v) for k, v in c.items() if k != "seed"
-                                    and first.get(k) != v)) for c in cfg]
+                                    and ref.get(k) != v)) for c in cfg]
     # Parents before children, then by name (JOBS > 1 finishes them out of order).
     groups = sorted(runs.groupby("changes", sort=False), key=lambda g: (len(g[0]), g[0]))
-    accs = {ch: g.set_index("seed").final_val_acc for ch, g in groups}
+    accs = {ch: g.groupby("seed").final_val_acc.last() for ch, g in groups}  # a rerun: its last
     rows = []
     for changes, acc in accs.items():
         parent = next((p for p in accs if len(p) == len(changes) - 1 and set(p) < set(changes)),
@@ -179,7 +182,7 @@ def ablation_table(results: Path, name: str) -> str:
             diff = f"{paired.mean():+.3f}" if len(paired) else "-"
             wins = f"{int((paired > 0).sum())} of {len(paired)}"
         label = ", ".join(f"{k} {v}" for k, v in changes) or "reference: " + ", ".join(
-            f"{k} {first[k]}" for k in sorted({k for ch in accs for k, _ in ch}))
+            f"{k} {ref[k]}" for k in sorted({k for ch in accs for k, _ in ch}))
         rows.append([label, ", ".join(f"{k} {v}" for k, v in parent) or "reference"
                      if parent is not None else "-", len(acc),
                      " ".join(f"{s}: {a:.2f}" for s, a in acc.sort_index().items()),
