@@ -14,6 +14,7 @@ import random
 import re
 import time
 import warnings
+from datetime import datetime
 from pathlib import Path
 
 import optuna
@@ -96,6 +97,34 @@ def retry(study: optuna.Study, trial: FrozenTrial) -> None:
     _retry_callback()[1](study, trial)
 
 
+class Storage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage, with a waiting trial (enqueued, or queued again after a failure)
+    handed to exactly one worker.
+
+    Study.ask pops a waiting trial by reading its state and then writing RUNNING. Optuna makes
+    that atomic with SELECT ... FOR UPDATE, which SQLite ignores: two threads of `--jobs 2`, or
+    two processes, that ask at the same moment both get the trial and train it twice, and the
+    second to finish crashes its worker (optuna/optuna#4621; seen here: both threads of a
+    `--jobs 2` run trained trial 45). Here the pop is one compare-and-set UPDATE ... WHERE
+    state = 'WAITING', atomic on every database; a lost race is the False Optuna expects.
+    """
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState,
+                               values=None) -> bool:
+        if state != TrialState.RUNNING or values is not None:
+            return super().set_trial_state_values(trial_id, state, values)
+        from optuna.storages._rdb import models  # the table Optuna itself writes
+
+        trials = models.TrialModel
+        with self.engine.begin() as connection:
+            won = connection.execute(
+                sqlalchemy.update(trials)
+                .where(trials.trial_id == trial_id, trials.state == TrialState.WAITING)
+                .values(state=TrialState.RUNNING, datetime_start=datetime.now())).rowcount
+        # Lost (or never waiting): Optuna's own answer, False or UpdateFinishedTrialError.
+        return bool(won) or super().set_trial_state_values(trial_id, state)
+
+
 def open_storage(url: str | None = None, heartbeat: int | None = None,
                  create: bool = True) -> optuna.storages.RDBStorage:
     """An RDBStorage for `url` (default: the SQLite file), with heartbeat when asked for."""
@@ -113,7 +142,7 @@ def open_storage(url: str | None = None, heartbeat: int | None = None,
     try:
         for attempt in range(5):
             try:
-                return optuna.storages.RDBStorage(url, engine_kwargs=engine, **kwargs)
+                return Storage(url, engine_kwargs=engine, **kwargs)
             except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
                 # Workers that start together on a fresh PostgreSQL database race to create
                 # Optuna's tables; the losers find them made a moment later.
