@@ -94,3 +94,26 @@ def test_recipe_applies_under_the_users_flags():
     assert cfg.lr == 0.123 and cfg.batch_size == recipe["batch_size"]
     plain = config_from_args(parser.parse_args(["--model", "plain_7k"]))
     assert plain.lr == Config().lr  # members not found by a search keep the defaults
+
+
+def test_one_architecture_trained_two_ways_is_two_rows_and_the_name_goes_to_its_recipe():
+    import json
+
+    from benchmarks.commands.leaderboard import recipe_key
+
+    name = "nas_plain_10k"
+    own = {**recipe_of(name), "model": arch_of(name)}
+    other = {**own, "batch_size": 32}
+
+    def row(config, seed, acc):
+        return {"task": "mnist", "arch": arch_of(name), "epochs": 20, "train_images": 60_000,
+                "model": arch_of(name), "family": "plain", "params": 9522, "macs": 1,
+                "seed": seed, "final_test_acc": acc, "max_test_acc": acc, "seconds": 1.0,
+                "device_name": "cpu", "timestamp": f"2026-01-0{seed}", "source": "s",
+                "config": json.dumps({**config, "seed": seed, "threads": seed})}
+    runs = pd.DataFrame([row(own, 1, 99.5), row(own, 2, 99.4), row(other, 1, 99.0)])
+    board = leaderboard(runs).set_index("runs")
+    assert len(board) == 2  # threads differ too, and speed settings are not the recipe
+    assert board.loc[2, "model"] == name and board.loc[2, "mean_test_acc"] == 99.45
+    assert board.loc[1, "model"] == arch_of(name)  # not its recipe: not the member
+    assert recipe_key({"ema": 0.0}) == recipe_key({})  # a field older than the row: default

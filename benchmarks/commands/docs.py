@@ -28,7 +28,7 @@ from models import UserError, count_params, create_model, list_models
 from models.registry import BUDGET, CLAIMS, FOUND_BY, SOURCES, arch_of
 
 from ..harness import results as results_mod
-from .leaderboard import champions, zoo_task
+from .leaderboard import champions, recipe_key, zoo_task
 
 FILES = ("README.md", "docs/performance.md", "docs/champions.md")
 BLOCK = re.compile(r"(<!-- table: ([\w-]+) ?([\w.-]*) -->\n)(.*?)(<!-- end table -->)", re.S)
@@ -54,9 +54,11 @@ def _proven(results: Path) -> pd.DataFrame:
                  & (board.train_images == 60_000) & (board.seeds >= 5)]
 
 
-def _seed_accs(results: Path, arch: str, epochs: int = 20) -> list[float]:
+def _seed_accs(results: Path, row, epochs: int = 20) -> list[float]:
+    """The test accuracy of each run behind a leaderboard row (its architecture and recipe)."""
     runs = pd.read_csv(results / "runs.csv")
-    runs = runs[(runs.arch == arch) & (runs.epochs == epochs) & (runs.train_images == 60_000)]
+    runs = runs[(runs.arch == row.arch) & (runs.epochs == epochs) & (runs.train_images == 60_000)
+                & (runs.config.map(recipe_key) == row.recipe)]
     return list(runs.sort_values("seed").final_test_acc)
 
 
@@ -67,7 +69,7 @@ def champions_table(results: Path, _: str = "") -> str:
         if r is None:
             rows.append([role, "none yet", "", "", "", "", ""])
             continue
-        accs = _seed_accs(results, r.arch)
+        accs = _seed_accs(results, r)
         rows.append([role, f"`{r.model}`", f"{int(r.params):,}", " ".join(map(_pct, accs)),
                      _pct(r.mean_test_acc), _pct(r.min_test_acc),
                      FOUND_BY.get(r.model, "hand-made")])
@@ -77,7 +79,9 @@ def champions_table(results: Path, _: str = "") -> str:
 
 def leaderboard_table(results: Path, _: str = "") -> str:
     board = _proven(results).sort_values("params")
-    rows = [[f"`{r.model}`" if r.model in list_models() else f"`{r.arch}`", f"{int(r.params):,}",
+    # A model not in the zoo is named by its string and, when a study found it, its trial.
+    rows = [[f"`{r.model}`" if r.model in list_models() else f"`{r.arch}` "
+             f"({r.source.removeprefix('search confirm ')})", f"{int(r.params):,}",
              r.seed_list, int(r.runs), _pct(r.mean_test_acc), _pct(r.min_test_acc),
              "yes" if r.min_test_acc >= TARGET else "no"] for r in board.itertuples()]
     return _md(["model", "params", "seeds", "runs", "mean", "min", "all >= 99.4"], rows,

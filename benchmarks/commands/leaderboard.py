@@ -2,25 +2,49 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from models import UserError, arch_of, list_models
+from models import UserError, arch_of, list_models, recipe_of
 
+from ..harness.config import Config
 from ..harness.results import RESULTS_DIR, read_checked
 from ..tasks import TASKS, get_task
 
-KEYS = ["task", "arch", "epochs", "train_images"]
+KEYS = ["task", "arch", "epochs", "train_images", "recipe"]
+# Config fields that are not the recipe: the row's other keys (model -> arch, epochs, training
+# images), the seed (what a row of seeds varies), and what runs, shows or speeds it up. Every
+# other field, today's and any added later, is the recipe: one architecture trained two ways is
+# two rows, and a promoted member's name goes only to the runs of its own recipe.
+NOT_RECIPE = ("task", "model", "epochs", "val_split", "train_subset", "test_subset", "seed",
+              "eval_batch_size", "device", "threads", "channels_last", "compile", "amp",
+              "fast_dropout", "fast_batchnorm", "data_root", "target", "progress", "workers")
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config) if f.name not in NOT_RECIPE}
+
+
+def recipe_key(config: str | dict) -> str:
+    """A run's recipe as canonical JSON: its recipe fields, a field older than the row at its
+    default (the value the run trained with)."""
+    config = json.loads(config) if isinstance(config, str) else config
+    return json.dumps({k: config.get(k, d) for k, d in _DEFAULTS.items()}, sort_keys=True)
+
+
+def _own_recipe(name: str, key: str) -> bool:
+    """Whether a recipe key is a zoo member's: hand-made members have none, so any."""
+    recipe = json.loads(key)
+    return all(recipe.get(k) == v for k, v in recipe_of(name).items())
 
 
 def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per task, architecture, epochs and training-set size; best mean accuracy first."""
     runs = runs.dropna(subset=["final_test_acc"])
-    runs = runs.sort_values("timestamp")
+    runs = runs.sort_values("timestamp").assign(recipe=runs.config.map(recipe_key))
     board = runs.groupby(KEYS, dropna=False).agg(
         model=("model", "last"), family=("family", "last"), params=("params", "first"),
         macs=("macs", "first"), seeds=("seed", "nunique"), runs=("seed", "size"),
@@ -30,6 +54,7 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
         mean_seconds=("seconds", "mean"),
         devices=("device_name", lambda s: "; ".join(sorted(set(map(str, s))))),
         seed_list=("seed", lambda s: " ".join(map(str, sorted(set(s))))),
+        source=("source", "last"),
     ).reset_index()
     for col in ["mean_test_acc", "std_test_acc", "min_test_acc", "max_test_acc",
                 "mean_max_test_acc"]:
@@ -37,7 +62,9 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     board["mean_seconds"] = board["mean_seconds"].round(1)
     # Search-confirmed rows carry the bare architecture string; show the zoo name it has now.
     members = {arch_of(m): m for m in list_models()}
-    board["model"] = board["arch"].map(members).fillna(board["model"])
+    named = [members.get(a) if _own_recipe(members.get(a, ""), r) else None
+             for a, r in zip(board.arch, board.recipe)]
+    board["model"] = pd.Series(named, index=board.index).fillna(board["model"])
     board = board.sort_values(["task", "mean_test_acc", "params"], ascending=[True, False, True])
     return board.reset_index(drop=True)
 
