@@ -26,6 +26,7 @@ from models import BUDGET, UserError
 
 from .publish import confirm, export, promote
 from .run import DEFAULT_MAX_TRIALS, check_positive, check_seeds, run
+from .storage import open_storage
 from .study import (
     DEFAULT_HEARTBEAT,
     OBJECTIVES,
@@ -33,7 +34,6 @@ from .study import (
     SAMPLERS,
     check_study_name,
     load_study,
-    open_storage,
 )
 
 # Config fields a search run (or confirm) takes from the command line; the space samples the rest.

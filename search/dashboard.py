@@ -19,7 +19,7 @@ from rich.console import Console
 
 from models import UserError
 
-from .study import default_storage, open_storage, safe_url
+from .storage import default_storage, open_storage, safe_url
 
 
 class ThreadedWSGIServer(ThreadingMixIn, WSGIServer):

@@ -30,16 +30,14 @@ from . import space
 from .live import Reporter
 from .objective import Objective
 from .publish import enqueue_zoo
+from .storage import open_storage, retry, safe_url
 from .study import (
     check_study_name,
     check_warm_start,
     make_pruner,
     make_sampler,
-    open_storage,
     open_study,
     peek_study,
-    retry,
-    safe_url,
     sampler_seed,
     status_of,
     suggest_study_name,

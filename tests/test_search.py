@@ -18,7 +18,8 @@ from models import BUDGET, arch_of, count_params, create_model, list_models
 from models.registry import UserError
 from search.__main__ import main
 from search.publish import enqueue_zoo
-from search.study import open_storage, status_of
+from search.storage import open_storage
+from search.study import status_of
 
 # 350 images, one epoch: 6, 3 or 2 steps (batch 64/128/256). Not 4, 5 or 10, where a sampled
 # one-cycle warmup (0.25, 0.2, 0.1) would end on step 1, which torch's OneCycleLR divides by.

@@ -178,6 +178,6 @@ def _racing_pops(storage, rounds: int = 25, threads: int = 6) -> list[int]:
 def test_a_waiting_trial_goes_to_exactly_one_of_many_threads(tmp_path):
     # Optuna's own RDBStorage on SQLite gave the queued trial to 2 or 5 threads in 2 of 25
     # rounds here (it races more under load), so 60 rounds.
-    from search.study import open_storage
+    from search.storage import open_storage
 
     assert _racing_pops(open_storage(f"sqlite:///{tmp_path / 'race.db'}"), 60) == [1] * 60

@@ -183,7 +183,7 @@ def test_storage_urls_paths_and_permissions(tmp_path, monkeypatch, capsys):
     url = f"sqlite:///{db}"
     optuna.create_study(study_name="kept", storage=url)
     real = __import__("os").access
-    monkeypatch.setattr("search.study.os.access",
+    monkeypatch.setattr("search.storage.os.access",
                         lambda p, mode: False if Path(p) == db else real(p, mode))
     assert search("run", "--storage", url, "--data-root", NO_DATA) == 2
     assert "read-only for this user" in capsys.readouterr().err
