@@ -164,7 +164,10 @@ def test_committed_trials_replay_as_they_trained(db):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         assert study.user_attrs["search"]["task"] == "mnist"
         for t in study.get_trials(deepcopy=False):
-            if not t.params:  # queued, not sampled yet (or failed before its first suggest)
+            if not t.params or (t.state == optuna.trial.TrialState.FAIL
+                                and not t.intermediate_values):
+                # queued, not sampled yet; or failed before training, possibly part-way
+                # through sampling (mnist-under6k trial 52: batch 32, off its study's grid)
                 continue
             with warnings.catch_warnings():
                 warnings.simplefilter("error")  # no recorded value off today's grid
