@@ -1,0 +1,56 @@
+"""Queue hand-picked plain architectures under 4,000 parameters into study mnist-under4k, each
+with nas_plain_6k's recipe (read from the zoo, not copied), so that `search run` trains them on
+the validation split like any trial and `search confirm` can test the best one.
+
+    python experiments/under4k.py [--storage URL]
+    python -m search run --study mnist-under4k --budget 4000 --seed 61 --threads 1 --jobs 2 \
+        --pruner none --n-trials 6 --no-live
+
+The candidates shrink nas_plain_6k (v8-v16-p-t8-v12-v16-v12-t10, 5,946 params) in different
+places: narrower stem, narrower body, or a fourth body conv of 8 channels for more receptive
+field. Widths are on the search space's grid (steps of 4), so the trials replay exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
+
+import optuna  # noqa: E402
+
+import models  # noqa: E402
+from benchmarks.harness.config import Config  # noqa: E402
+from models.registry import FAMILIES, family_params, recipe_of  # noqa: E402
+from search import space  # noqa: E402
+from search.storage import open_storage  # noqa: E402
+
+STUDY, BUDGET, RECIPE_OF = "mnist-under4k", 4000, "nas_plain_6k"
+# (stem, transition, body) of the plain family; no dropout, no fc head, as nas_plain_6k.
+CANDIDATES = [((8, 12), 8, (8, 8, 8, 12)), ((8, 8), 8, (12, 12, 8)), ((8, 12), 8, (12, 8, 12)),
+              ((8, 8), 8, (12, 8, 16)), ((8, 12), 8, (12, 16)), ((4, 8), 8, (8, 8, 12, 12))]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--storage", default=None, help="default: sqlite:///results/search.db")
+    args = p.parse_args()
+    study = optuna.create_study(study_name=STUDY, storage=open_storage(args.storage),
+                                direction="maximize", load_if_exists=True)
+    recipe = {**dataclasses.asdict(Config()), **recipe_of(RECIPE_OF)}
+    for stem, trans, body in CANDIDATES:
+        spec = {"family": "plain", **family_params("plain"), "stem": stem, "trans": trans,
+                "body": body, "fc": False, "dropout": 0.0}
+        arch = FAMILIES["plain"](**{k: v for k, v in spec.items() if k != "family"})
+        n = models.count_params(models.create_model(arch))
+        assert n <= BUDGET, f"{arch} has {n:,} parameters, over {BUDGET:,}"
+        study.enqueue_trial(space.params_of(spec, recipe), skip_if_exists=True)
+        print(f"queued {arch} ({n:,} params)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
