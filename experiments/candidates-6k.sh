@@ -9,10 +9,8 @@
 #   usage: experiments/candidates-6k.sh [SEEDS...]   (default 1 2 3; see ablate.sh)
 set -euo pipefail
 export SEEDS=${*:-1 2 3} RESULTS=${RESULTS:-results/candidates-6k.csv}
-export BASE="--lr 0.05038667787535556 --weight-decay 6.362684112612832e-05
-  --schedule onecycle --warmup 0.1 --div-factor 20 --final-div-factor 200 --anneal linear
-  --rotate 7 --translate 0.08 --ema 0.999 --scale 0.1 --shear 10
-  --epochs 20 --val-split 10000 --threads 1 --progress false"
+# The reference: nas_plain_6k's recipe (read from the zoo, --recipe) at batch 128.
+export BASE="--recipe nas_plain_6k --epochs 20 --val-split 10000 --threads 1 --progress false"
 exec "$(dirname "$0")/ablate.sh" \
   "--model v8-v16-p-t8-v12-v16-v12-t10-gap|do0 --batch-size 128" \
   "--model v8-v16-p-t8-v12-v16-v12-t10-gap|do0 --batch-size 64" \

@@ -8,10 +8,10 @@
 #   usage: experiments/recipe-6k.sh [SEEDS...]   (default 1 2 3; see ablate.sh for JOBS, EXTRA)
 set -euo pipefail
 export SEEDS=${*:-1 2 3} RESULTS=${RESULTS:-results/ablation.csv}
-export BASE="--model v8-v16-p-t8-v12-v16-v12-t10-gap|do0
-  --lr 0.05038667787535556 --weight-decay 6.362684112612832e-05 --batch-size 128
-  --schedule onecycle --warmup 0.1 --div-factor 20 --final-div-factor 200 --anneal linear
-  --rotate 7 --translate 0.08 --epochs 20 --val-split 10000 --threads 1 --progress false"
+# Trial 42's recipe is nas_plain_6k's (the recipe these experiments led to) at batch 128,
+# without zoom or shear: read from the zoo (--recipe), the differences written out.
+export BASE="--model v8-v16-p-t8-v12-v16-v12-t10-gap|do0 --recipe nas_plain_6k
+  --batch-size 128 --scale 0 --shear 0 --epochs 20 --val-split 10000 --threads 1 --progress false"
 exec "$(dirname "$0")/ablate.sh" \
   "--ema 0" \
   "--ema 0.999" \

@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.commands.leaderboard import champions, leaderboard
 from benchmarks.harness.config import Config, add_config_args, config_from_args
-from models import arch_of, count_params, create_model, list_models, recipe_of
+from models import UserError, arch_of, count_params, create_model, list_models, recipe_of
 from models.registry import FOUND_BY, MODELS
 from search.__main__ import main
 from search.publish import member_spec
@@ -94,6 +94,22 @@ def test_recipe_applies_under_the_users_flags():
     assert cfg.lr == 0.123 and cfg.batch_size == recipe["batch_size"]
     plain = config_from_args(parser.parse_args(["--model", "plain_7k"]))
     assert plain.lr == Config().lr  # members not found by a search keep the defaults
+
+
+def test_recipe_flag_trains_any_architecture_with_a_members_recipe():
+    parser = argparse.ArgumentParser()
+    add_config_args(parser)
+    name = sorted(FOUND_BY)[0]
+    recipe = recipe_of(name)
+    args = parser.parse_args(["--model", "v8-p-t8-v12-t10-gap", "--lr", "0.123"])
+    args.recipe = name  # what `benchmarks mnist --recipe NAME` adds
+    cfg = config_from_args(args)
+    assert cfg.model == "v8-p-t8-v12-t10-gap" and cfg.lr == 0.123
+    assert {k: getattr(cfg, k) for k in recipe if k != "lr"} == \
+        {k: v for k, v in recipe.items() if k != "lr"}
+    args.recipe = "plain_7k"  # a member, but none with a recipe: refused, not ignored
+    with pytest.raises(UserError, match="--recipe 'plain_7k'.*" + name):
+        config_from_args(args)
 
 
 def test_one_architecture_trained_two_ways_is_two_rows_and_the_name_goes_to_its_recipe():

@@ -35,6 +35,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         add_jobs_arg(p, "seeds")
         p.add_argument("--results", type=Path, default=None,
                        help="runs CSV to append to (default: results/runs.csv or $NAS_RESULTS)")
+        if task.ZOO:
+            p.add_argument("--recipe", default=None, metavar="MEMBER",
+                           help="train with a promoted zoo member's recipe (its search-found "
+                                "training choices), e.g. nas_plain_6k's for an architecture "
+                                "string; other flags still override (default: --model's own "
+                                "when it is a promoted member)")
         add_config_args(p, skip=("task", "seed", *task.UNUSED), task=name)
         p.set_defaults(func=main, task=name)
 

@@ -11,6 +11,7 @@ import typing
 from dataclasses import dataclass, fields
 
 from models import UserError, recipe_of
+from models.registry import RECIPES
 
 SCHEDULES = ("onecycle", "cosine", "constant", "step")
 OPTIMIZERS = ("sgd", "adam")
@@ -193,5 +194,16 @@ def config_from_args(args: argparse.Namespace, **extra) -> Config:
     given = {f.name: getattr(args, f.name) for f in fields(Config)
              if getattr(args, f.name, None) is not None}
     values = {**given, **extra}
-    values = {**recipe_of(values.get("model", "")), **values}
+    values = {**member_recipe(getattr(args, "recipe", None) or values.get("model", ""),
+                              given=getattr(args, "recipe", None) is not None), **values}
     return task_config(values.pop("task", "mnist"), **values)
+
+
+def member_recipe(name: str, given: bool = False) -> dict:
+    """A promoted member's recipe ({} for other models); `given` (by --recipe): a UserError
+    naming the members that have one, rather than a silent default recipe."""
+    recipe = recipe_of(name)
+    if given and not recipe:
+        raise UserError(f"invalid option: --recipe {name!r} is no zoo member with a recipe; "
+                        f"members with one: {', '.join(sorted(RECIPES))}")
+    return recipe
