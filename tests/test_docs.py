@@ -37,7 +37,7 @@ def test_ablation_table_compares_each_variant_with_its_parent_seed_by_seed(tmp_p
 
     from benchmarks.commands.docs import ablation_table
 
-    base = {"ema": 0.999, "scale": 0.0, "shear": 0.0, "val_split": 10000}
+    base = {"model": "a", "ema": 0.999, "scale": 0.0, "shear": 0.0, "val_split": 10000}
     variants = [({"ema": 0.0}, [99.40, 99.50]), ({}, [99.45, 99.52]),
                 ({"scale": 0.1}, [99.40, 99.60]),
                 ({"scale": 0.1, "shear": 10.0}, [99.50, 99.50])]
@@ -55,3 +55,10 @@ def test_ablation_table_compares_each_variant_with_its_parent_seed_by_seed(tmp_p
                         "| 1 of 2 |")
     assert lines[5] == ("| scale 0.1, shear 10.0 | scale 0.1 | 2 | 1: 99.50 2: 99.50 | 99.50 "
                         "| +0.000 | 1 of 2 |")
+    assert lines[-1].startswith("`a`, 20 epochs, trained on 50,000 images")
+    # A variant that changes the model: the footer names the reference's only.
+    rows.append({**rows[0], "arch": "b", "config": json.dumps({**base, "model": "b", "seed": 1})})
+    pd.DataFrame(rows).to_csv(tmp_path / "ablation.csv", index=False)
+    lines = ablation_table(tmp_path, "ablation").splitlines()
+    assert any(line.startswith("| model b | reference | 1 |") for line in lines)
+    assert lines[-1].startswith("Reference model `a`, 20 epochs")

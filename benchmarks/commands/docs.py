@@ -28,7 +28,7 @@ from models import UserError, count_params, create_model, list_models
 from models.registry import BUDGET, CLAIMS, FOUND_BY, SOURCES, arch_of
 
 from ..harness import results as results_mod
-from .leaderboard import champions, recipe_key, zoo_task
+from .leaderboard import champions, zoo_task
 
 FILES = ("README.md", "docs/performance.md", "docs/champions.md")
 BLOCK = re.compile(r"(<!-- table: ([\w-]+) ?([\w.-]*) -->\n)(.*?)(<!-- end table -->)", re.S)
@@ -54,14 +54,6 @@ def _proven(results: Path) -> pd.DataFrame:
                  & (board.train_images == 60_000) & (board.seeds >= 5)]
 
 
-def _seed_accs(results: Path, row, epochs: int = 20) -> list[float]:
-    """The test accuracy of each run behind a leaderboard row (its architecture and recipe)."""
-    runs = pd.read_csv(results / "runs.csv")
-    runs = runs[(runs.arch == row.arch) & (runs.epochs == epochs) & (runs.train_images == 60_000)
-                & (runs.config.map(recipe_key) == row.recipe)]
-    return list(runs.sort_values("seed").final_test_acc)
-
-
 def champions_table(results: Path, _: str = "") -> str:
     board = pd.read_csv(results / "leaderboard.csv")
     rows = []
@@ -69,8 +61,7 @@ def champions_table(results: Path, _: str = "") -> str:
         if r is None:
             rows.append([role, "none yet", "", "", "", "", ""])
             continue
-        accs = _seed_accs(results, r)
-        rows.append([role, f"`{r.model}`", f"{int(r.params):,}", " ".join(map(_pct, accs)),
+        rows.append([role, f"`{r.model}`", f"{int(r.params):,}", r.test_accs,
                      _pct(r.mean_test_acc), _pct(r.min_test_acc),
                      FOUND_BY.get(r.model, "hand-made")])
     return _md(["champion", "zoo member", "params", "test acc per run, seed order (epoch 20)",
@@ -191,10 +182,13 @@ def ablation_table(results: Path, name: str) -> str:
                      if parent is not None else "-", len(acc),
                      " ".join(f"{s}: {a:.2f}" for s, a in acc.sort_index().items()),
                      _pct(acc.mean()), diff, wins])
-    arch, images = runs.arch.iloc[0], int(runs.train_images.iloc[0])
+    # The footer names the model only where every run shares it (a variant may change it).
+    model = (f"`{runs.arch.iloc[0]}`" if runs.arch.nunique() == 1
+             else f"Reference model `{ref['model']}`")
+    images = int(runs.train_images.iloc[0])
     return _md(["variant", "compared with", "seeds", "seed: val acc (final epoch)", "mean",
                 "paired change", "seeds better"], rows, "llrlrrl") + (
-        f"\n`{arch}`, {int(runs.epochs.iloc[0])} epochs, trained on {images:,} images, "
+        f"\n{model}, {int(runs.epochs.iloc[0])} epochs, trained on {images:,} images, "
         f"validation on {int(cfg.iloc[0]['val_split']):,}; {runs.device_name.iloc[0]}.\n")
 
 

@@ -45,6 +45,9 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per task, architecture, epochs and training-set size; best mean accuracy first."""
     runs = runs.dropna(subset=["final_test_acc"])
     runs = runs.sort_values("timestamp").assign(recipe=runs.config.map(recipe_key))
+    by_seed = runs.sort_values(["seed", "timestamp"], kind="stable")
+    accs = by_seed.groupby(KEYS, dropna=False).final_test_acc.agg(
+        lambda s: " ".join(f"{a:.2f}" for a in s)).rename("test_accs")  # seed order
     board = runs.groupby(KEYS, dropna=False).agg(
         model=("model", "last"), family=("family", "last"), params=("params", "first"),
         macs=("macs", "first"), seeds=("seed", "nunique"), runs=("seed", "size"),
@@ -55,7 +58,7 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
         devices=("device_name", lambda s: "; ".join(sorted(set(map(str, s))))),
         seed_list=("seed", lambda s: " ".join(map(str, sorted(set(s))))),
         source=("source", "last"),
-    ).reset_index()
+    ).join(accs).reset_index()
     for col in ["mean_test_acc", "std_test_acc", "min_test_acc", "max_test_acc",
                 "mean_max_test_acc"]:
         board[col] = board[col].round(4)
