@@ -128,7 +128,9 @@ def test_one_architecture_trained_two_ways_is_two_rows_and_the_name_goes_to_its_
                 "device_name": "cpu", "timestamp": f"2026-01-0{seed}", "source": "s",
                 "config": json.dumps({**config, "seed": seed, "threads": seed})}
     runs = pd.DataFrame([row(own, 1, 99.5), row(own, 2, 99.4), row(other, 1, 99.0)])
+    runs.loc[0, "timestamp"] = "2026-01-09"  # seed 1 ran last: test_accs is in seed order
     board = leaderboard(runs).set_index("runs")
+    assert board.loc[2, "test_accs"] == "99.50 99.40"
     assert len(board) == 2  # threads differ too, and speed settings are not the recipe
     assert board.loc[2, "model"] == name and board.loc[2, "mean_test_acc"] == 99.45
     assert board.loc[1, "model"] == arch_of(name)  # not its recipe: not the member
