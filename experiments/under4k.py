@@ -4,7 +4,7 @@ the validation split like any trial and `search confirm` can test the best one.
 
     python experiments/under4k.py [--storage URL]
     python -m search run --study mnist-under4k --budget 4000 --seed 61 --threads 1 --jobs 2 \
-        --pruner none --n-trials 6 --no-live
+        --pruner none --n-trials 11 --no-live
 
 The candidates shrink nas_plain_6k (v8-v16-p-t8-v12-v16-v12-t10, 5,946 params) in different
 places: narrower stem, narrower body, or a fourth body conv of 8 channels for more receptive
@@ -31,13 +31,19 @@ from search.storage import open_storage  # noqa: E402
 STUDY, BUDGET, RECIPE_OF = "mnist-under4k", 4000, "nas_plain_6k"
 # (stem, transition, body) of the plain family; no dropout, no fc head, as nas_plain_6k.
 CANDIDATES = [((8, 12), 8, (8, 8, 8, 12)), ((8, 8), 8, (12, 12, 8)), ((8, 12), 8, (12, 8, 12)),
-              ((8, 8), 8, (12, 8, 16)), ((8, 12), 8, (12, 16)), ((4, 8), 8, (8, 8, 12, 12))]
+              ((8, 8), 8, (12, 8, 16)), ((8, 12), 8, (12, 16)), ((4, 8), 8, (8, 8, 12, 12)),
+              # Round two, after the first (trials 0-5), where four 8-channel body convs did
+              # best: deeper still, a wider first or last conv.
+              ((8, 8, 8), 8, (8, 8, 8, 8)), ((8, 8), 8, (8, 8, 8, 16)),
+              ((12, 8), 8, (8, 8, 8, 12)), ((4, 8, 8), 8, (8, 8, 8, 12)),
+              ((8, 8), 8, (12, 8, 8, 8))]
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--storage", default=None, help="default: sqlite:///results/search.db")
     args = p.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=STUDY, storage=open_storage(args.storage),
                                 direction="maximize", load_if_exists=True)
     recipe = {**dataclasses.asdict(Config()), **recipe_of(RECIPE_OF)}
@@ -48,7 +54,7 @@ def main() -> int:
         n = models.count_params(models.create_model(arch))
         assert n <= BUDGET, f"{arch} has {n:,} parameters, over {BUDGET:,}"
         study.enqueue_trial(space.params_of(spec, recipe), skip_if_exists=True)
-        print(f"queued {arch} ({n:,} params)")
+        print(f"queued {arch} ({n:,} params), unless the study holds it already")
     return 0
 
 
