@@ -62,3 +62,21 @@ def test_ablation_table_compares_each_variant_with_its_parent_seed_by_seed(tmp_p
     lines = ablation_table(tmp_path, "ablation").splitlines()
     assert any(line.startswith("| model b | reference | 1 |") for line in lines)
     assert lines[-1].startswith("Reference model `a`, 20 epochs")
+
+
+def test_trials_table_lists_trained_trials_best_first(tmp_path):
+    import pandas as pd
+
+    from benchmarks.commands.docs import trials_table
+
+    def trial(number, status, acc, params, epochs):
+        return {"number": number, "status": status, "value_val_acc": acc,
+                "user_attrs_arch": f"a{number}|do0", "user_attrs_params": params,
+                "user_attrs_val_acc_per_epoch": str([acc] * epochs)}
+    pd.DataFrame([trial(0, "complete", 99.1, 3000, 20), trial(1, "rejected", None, 9000, 0),
+                  trial(2, "pruned", 99.3, 3500, 9), trial(3, "complete", 99.1, 2000, 20)]
+                 ).to_csv(tmp_path / "s-trials.csv", index=False)
+    lines = trials_table(tmp_path, "s").splitlines()
+    assert lines[2:] == ["| 2 | `a2\\|do0` | 3,500 | 9 | 99.30 | pruned |",
+                         "| 3 | `a3\\|do0` | 2,000 | 20 | 99.10 | complete |",
+                         "| 0 | `a0\\|do0` | 3,000 | 20 | 99.10 | complete |"]

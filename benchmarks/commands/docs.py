@@ -192,10 +192,23 @@ def ablation_table(results: Path, name: str) -> str:
         f"validation on {int(cfg.iloc[0]['val_split']):,}; {runs.device_name.iloc[0]}.\n")
 
 
+def trials_table(results: Path, study: str) -> str:
+    """A study's trained trials, best validation accuracy first, from its exported CSV
+    (`python -m search export --study STUDY` writes results/STUDY-trials.csv)."""
+    trials = pd.read_csv(results / f"{study}-trials.csv")
+    trials = trials[trials.status.isin(["complete", "pruned"])]
+    trials = trials.sort_values(["value_val_acc", "user_attrs_params"], ascending=[False, True])
+    rows = [[int(t.number), f"`{t.user_attrs_arch}`", f"{int(t.user_attrs_params):,}",
+             len(json.loads(t.user_attrs_val_acc_per_epoch)), _pct(t.value_val_acc), t.status]
+            for t in trials.itertuples()]
+    return _md(["trial", "architecture", "params", "epochs", "val acc (last epoch)", "status"],
+               rows, "rlrrrl")
+
+
 TABLES: dict[str, Callable[[Path, str], str]] = {
     "champions": champions_table, "leaderboard": leaderboard_table, "peers": peers_table,
     "speed": speed_table, "studies": studies_table, "runs": runs_table,
-    "ablation": ablation_table}
+    "ablation": ablation_table, "trials": trials_table}
 
 
 def render(text: str, results: Path) -> str:
