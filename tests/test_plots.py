@@ -96,6 +96,26 @@ def test_params_vs_accuracy_front_and_picture(tmp_path):
     assert width > 600 and height > 400
 
 
+def test_labels_of_crowded_points_do_not_overlap():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from benchmarks.commands.labels import label_points, text_box
+
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    points = [(5946, 99.49, "nas_plain_6k"), (5946, 99.44, "mnist-under6k:46"),
+              (5946, 99.41, "mnist-under6k:42"), (6570, 99.44, "plain_7k"),
+              (6866, 99.44, "squeeze_7k"), (3882, 99.39, "a-long-trial-name:0")]
+    ax.plot([p[0] for p in points], [p[1] for p in points], "o")
+    ax.set_xscale("log")
+    label_points(fig, ax, points)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    boxes = [text_box(t, renderer) for t in ax.texts]
+    assert sorted(t.get_text() for t in ax.texts) == sorted(p[2] for p in points)
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
 def test_ants_bees_predictions_grid(hymenoptera_root, tmp_path):
     from benchmarks.harness.images import load_image_splits
     from benchmarks.tasks.hymenoptera import model_from_arch

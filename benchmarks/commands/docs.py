@@ -69,7 +69,8 @@ def champions_table(results: Path, _: str = "") -> str:
 
 
 def leaderboard_table(results: Path, _: str = "") -> str:
-    board = _proven(results).sort_values("params")
+    board = _proven(results).sort_values(["params", "mean_test_acc"], ascending=[True, False],
+                                         kind="stable")  # a tie in size: best first
     # A model not in the zoo is named by its string and, when a study found it, its trial.
     rows = [[f"`{r.model}`" if r.model in list_models() else f"`{r.arch}` "
              f"({r.source.removeprefix('search confirm ')})", f"{int(r.params):,}",

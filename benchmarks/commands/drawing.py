@@ -31,6 +31,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from ..harness.data import MEAN, STD, Split  # noqa: E402
+from .labels import label_points  # noqa: E402
 
 DPI = 100  # the PNGs are committed: keep them small
 
@@ -225,12 +226,6 @@ def plot_params_vs_accuracy(board: pd.DataFrame, path: Path, target: float = 99.
                     yerr=[rows.mean_test_acc - rows.min_test_acc,
                           rows.max_test_acc - rows.mean_test_acc], color="tab:orange",
                     label="published peers: their recipe and epochs, measured here")
-    for i, (_, r) in enumerate(board.iterrows()):  # labels alternate above and below
-        name = r.model if "|" not in str(r.model) else "unnamed"
-        ax.annotate(f"{name} ({int(r.params):,}), {int(r.seeds)} seed"
-                    f"{'s' if r.seeds > 1 else ''}",
-                    (r.params, r.mean_test_acc), textcoords="offset points",
-                    xytext=(6, 4 if i % 2 else -11), fontsize=7)
     front = accuracy_front(board[(board.seeds >= 5) & ~is_peer])
     if len(front):
         ax.step(front.params, front.mean_test_acc, where="post", color="tab:green", lw=1,
@@ -243,10 +238,22 @@ def plot_params_vs_accuracy(board: pd.DataFrame, path: Path, target: float = 99.
     ax.set_xlabel("parameters (log scale)")
     ax.set_ylabel("final test accuracy (%), mean over seeds")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="lower left")
     ax.set_title("MNIST, full training set: parameters vs final test accuracy (20 epochs; "
                  "peers at their own)", fontsize=10)
+    # Names only: the size is the x axis, and a hollow marker says fewer than 5 seeds.
+    label_points(fig, ax, [(r.params, r.mean_test_acc, _point_name(r))
+                            for r in board.itertuples()])
     return _save(fig, path)
+
+
+def _point_name(row) -> str:
+    """A zoo member's name; else the study trial that found the architecture, if any."""
+    if "|" not in str(row.model):
+        return str(row.model)
+    source = str(getattr(row, "source", ""))
+    return source.removeprefix("search confirm ") if source.startswith("search confirm") \
+        else "unnamed"
 
 
 @torch.no_grad()

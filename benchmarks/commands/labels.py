@@ -1,0 +1,47 @@
+"""Point labels that do not print over each other: each goes to the first free spot around its
+marker (greedy, in drawing order), with a leader line when it had to move away. Deterministic
+and one pass, so a regenerated figure is the same figure (an iterative repeller such as
+adjustText moves labels until they settle)."""
+
+from __future__ import annotations
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.text import Text
+
+# Where a label may go, in points from its marker: to the right, just above or below it, then
+# further out (with a leader line), then the same to the left.
+OFFSETS = [(dx, dy) for dx in (6, -6) for k in range(6) for dy in (4 + 11 * k, -11 - 11 * k)]
+
+
+def label_points(fig: Figure, ax, points: list[tuple[float, float, str]]) -> None:
+    """Annotate each point at the first offset whose text overlaps no label placed before it
+    (nor the legend), else the least crowded: points of one size no longer share a spot."""
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    ax.autoscale_view()
+    taken = [ax.get_legend().get_window_extent(renderer)] if ax.get_legend() else []
+    for x, y, text in points:
+        tried = []  # (overlapping labels, offset): the least crowded if none is free
+        for dx, dy in OFFSETS:
+            label = _label(ax, x, y, text, dx, dy)
+            box = text_box(label, renderer)
+            label.remove()
+            tried.append((sum(box.overlaps(other) for other in taken), (dx, dy)))
+            if tried[-1][0] == 0:
+                break
+        label = _label(ax, x, y, text, *min(tried, key=lambda t: t[0])[1])
+        taken.append(text_box(label, renderer))
+
+
+def text_box(label, renderer):
+    """Where an annotation's text lies, without its leader line (which may cross others)."""
+    label.update_positions(renderer)
+    return Text.get_window_extent(label, renderer)
+
+
+def _label(ax, x: float, y: float, text: str, dx: int, dy: int):
+    far = abs(dy) > 11  # away from its marker: a leader line says whose it is
+    return ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=7,
+                       ha="left" if dx > 0 else "right", va="center" if far else "baseline",
+                       arrowprops=dict(arrowstyle="-", color="grey", lw=0.5, shrinkA=0,
+                                       shrinkB=4) if far else None)
