@@ -100,7 +100,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     # on CPU); trials at once now always run side by side through the one train(): --jobs K.
     p.add_argument("--parallel", type=int, default=None, metavar="K", help=argparse.SUPPRESS)
     add_jobs_arg(p, "trials", "; `make search` uses auto; Optuna's n_jobs. With N > 1, "
-                 "--n-trials may be passed by the trials still running when it is reached")
+                 "trials still training count towards --n-trials")
     p.add_argument("--val-split", type=int, default=None, metavar="N",
                    help="images held out of the training set to select on (default: 10000 "
                         "for mnist); the test set is never loaded")

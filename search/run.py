@@ -51,10 +51,13 @@ SEED_LIMIT = 2**31 - 1  # what numpy (the samplers) and torch (training) both ta
 
 
 class Stopper:
-    """Optuna callback: stop after N trained trials of this worker or M in the whole study."""
+    """Optuna callback: stop after N trained trials of this worker or M in the whole study.
+    With --jobs K, the trials this worker is still training count towards N: it stops starting
+    trials once those will make N, instead of starting one per thread that frees up."""
 
-    def __init__(self, n_trials: int | None, max_trials: int | None):
-        self.n_trials, self.max_trials = n_trials, max_trials
+    def __init__(self, n_trials: int | None, max_trials: int | None,
+                 running: set[int] | frozenset[int] = frozenset()):
+        self.n_trials, self.max_trials, self.running = n_trials, max_trials, running
         self.trained = 0
         self.rejected_in_a_row = 0
         self.why = ""
@@ -64,8 +67,8 @@ class Stopper:
             self.rejected_in_a_row += 1
         else:
             self.trained, self.rejected_in_a_row = self.trained + 1, 0
-        if self.n_trials and self.trained >= self.n_trials:
-            self.why = f"this worker trained {self.trained} trials (--n-trials)"
+        if self.n_trials and self.trained + len(self.running) >= self.n_trials:
+            self.why = f"this worker trained {self.n_trials} trials (--n-trials)"
         elif self.max_trials and study_trained(study) >= self.max_trials:
             self.why = f"the study holds {self.max_trials} trained trials (--max-trials)"
         elif self.rejected_in_a_row >= REJECTED_IN_A_ROW:
@@ -194,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{args.objective}, {base.epochs} epochs, {len(data.train):,} training / "
                   f"{len(data.val):,} validation images (test set not loaded), "
                   f"{where}" + (f", {jobs} trials at a time" if jobs > 1 else ""))
-    stopper = Stopper(args.n_trials, max_trials)
+    stopper = Stopper(args.n_trials, max_trials, objective.running)
     callbacks = [reporter.trial_finished, stopper]
     try:
         with reporter, stop_on_ctrl_c(objective.stop if jobs > 1 else None):

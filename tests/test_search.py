@@ -309,10 +309,30 @@ def test_jobs_train_trials_side_by_side(tmp_path, mnist_root, capsys):
     out = capsys.readouterr().out
     assert "2 trials at a time" in out
     trials = trials_of(url, "mnist-accuracy")
-    # Optuna's n_jobs: one trial per thread; --n-trials may be passed by the one still running.
+    # Optuna's n_jobs: one trial per thread; rarely one over --n-trials (a thread sampling as
+    # another's trial ends: trials still training count, trials being sampled cannot).
     assert 3 <= len(trained(trials)) <= 4
     assert all(t.state != optuna.trial.TrialState.RUNNING for t in trials)
     assert all(t.user_attrs["status"] in ("complete", "pruned", "rejected") for t in trials)
     for t in trained(trials):
         assert len(t.user_attrs["val_acc_per_epoch"]) == 1
 
+
+
+def test_trials_still_training_count_towards_n_trials():
+    from search.run import Stopper
+
+    class Study:
+        stopped = False
+
+        def stop(self):
+            self.stopped = True
+
+    done = optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, value=1.0,
+                                     user_attrs={"status": "complete"})
+    for running, stops_after in ((set(), 3), ({7}, 2)):  # {7}: another thread's trial
+        study, stopper = Study(), Stopper(3, None, running)
+        for finished in range(1, 4):
+            stopper(study, done)
+            assert study.stopped == (finished >= stops_after)
+    assert "trained 3 trials" in stopper.why
