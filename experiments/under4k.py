@@ -3,8 +3,8 @@ with nas_plain_6k's recipe (read from the zoo, not copied), so that `search run`
 the validation split like any trial and `search confirm` can test the best one.
 
     python experiments/under4k.py [--storage URL]
-    python -m search run --study mnist-under4k --budget 4000 --seed 61 --threads 1 --jobs 2 \
-        --pruner none --n-trials 11 --no-live
+    python -m search run --study mnist-under4k --budget 4000 --seed 61 --threads 1 \
+        --pruner none --n-trials 11 --no-live     (or two such workers, 6 + 5 trials)
 
 The candidates shrink nas_plain_6k (v8-v16-p-t8-v12-v16-v12-t10, 5,946 params) in different
 places: narrower stem, narrower body, or a fourth body conv of 8 channels for more receptive

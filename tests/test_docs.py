@@ -80,3 +80,12 @@ def test_trials_table_lists_trained_trials_best_first(tmp_path):
     assert lines[2:] == ["| 2 | `a2\\|do0` | 3,500 | 9 | 99.30 | pruned |",
                          "| 3 | `a3\\|do0` | 2,000 | 20 | 99.10 | complete |",
                          "| 0 | `a0\\|do0` | 3,000 | 20 | 99.10 | complete |"]
+
+
+def test_ablation_reference_is_the_mode_and_a_sweeps_centre_on_a_tie():
+    from benchmarks.commands.docs import _reference
+
+    assert _reference([0.1, 0.05, 0.05, 0.025]) == 0.05
+    assert _reference([0.1, 0.025, 0.0504]) == 0.0504  # each once: the middle value
+    assert _reference([0.999, 0.0]) == 0.0  # an even tie: the lower middle
+    assert _reference(["cos", "linear", None, 3]) == "cos"  # numbers first, then by text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -18,7 +19,8 @@ TINY = "--epochs 1 --train-subset 256 --val-split 128 --test-subset 256"
 
 
 @pytest.mark.parametrize("script, rows", [("recipe-6k.sh", "ablation.csv"),
-                                          ("candidates-6k.sh", "candidates-6k.csv")])
+                                          ("candidates-6k.sh", "candidates-6k.csv"),
+                                          ("recipe-4k.sh", "recipe-4k.csv")])
 def test_each_script_trains_exactly_the_recipes_of_its_committed_rows(tmp_path, mnist_root,
                                                                        script, rows):
     """Run with tiny settings on one seed, a script trains every variant its committed rows
@@ -47,3 +49,22 @@ def test_a_failed_run_fails_the_script(tmp_path):
     done = subprocess.run(["bash", str(ROOT / "experiments/ablate.sh"), "--ema 0"], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "nope" in done.stderr
+
+
+def test_under4k_queues_each_candidate_once_under_the_budget(tmp_path):
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    for _ in range(2):  # the second run finds them queued
+        done = subprocess.run([sys.executable, str(ROOT / "experiments/under4k.py"),
+                               "--storage", url], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    trials = optuna.load_study(study_name="mnist-under4k", storage=url).get_trials()
+    spec = importlib.util.spec_from_file_location("under4k", ROOT / "experiments/under4k.py")
+    under4k = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(under4k)
+    candidates = under4k.CANDIDATES
+    assert len(trials) == len(candidates) == len(set(map(str, candidates)))
+    assert {t.state for t in trials} == {optuna.trial.TrialState.WAITING}
+    queued = [t.system_attrs["fixed_params"] for t in trials]  # what enqueue_trial stores
+    assert {q["batch_size"] for q in queued} == {32}  # nas_plain_6k's recipe

@@ -152,6 +152,18 @@ def runs_table(results: Path, model: str) -> str:
                 ">= 99.4", "seconds"], rows, "lllrrr")
 
 
+def _reference(values: list):
+    """The most common of `values`; on a tie, the middle of the tied ones in order (numbers by
+    value, the lower middle of an even count), e.g. 0.05 for 0.025, 0.05 and 0.1 once each."""
+    counts = Counter(json.dumps(v) for v in values)
+    tied = [json.loads(v) for v, n in counts.items() if n == max(counts.values())]
+
+    def number(v) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+    tied.sort(key=lambda v: (not number(v), v if number(v) else 0, json.dumps(v)))
+    return tied[(len(tied) - 1) // 2]
+
+
 def ablation_table(results: Path, name: str) -> str:
     """One-factor-at-a-time runs (results/NAME.csv, e.g. experiments/recipe-6k.sh's): each
     variant is the set of Config fields that differ from the most common settings; it is compared,
@@ -159,10 +171,9 @@ def ablation_table(results: Path, name: str) -> str:
     this is how a recipe is chosen, and the test split must not choose."""
     runs = pd.read_csv(results / f"{name or 'ablation'}.csv")
     cfg = runs.config.map(json.loads)
-    # The reference: each field's most common value over the runs (the smallest on a tie), so
-    # it does not depend on which run finished first.
-    ref = {k: pd.Series([json.dumps(c.get(k)) for c in cfg]).mode().map(json.loads).iloc[0]
-             for k in cfg.iloc[0] if k != "seed"}
+    # The reference: each field's most common value over the runs, so it does not depend on
+    # which run finished first; on a tie, the middle one (a sweep 0.025, 0.05, 0.1 is centred).
+    ref = {k: _reference([c.get(k) for c in cfg]) for k in cfg.iloc[0] if k != "seed"}
     runs["changes"] = [tuple(sorted((k, v) for k, v in c.items() if k != "seed"
                                     and ref.get(k) != v)) for c in cfg]
     # Parents before children, then by name (JOBS > 1 finishes them out of order).
