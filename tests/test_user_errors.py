@@ -67,6 +67,16 @@ def test_bad_architecture_strings_exit_2_without_traceback(arch, tmp_path, capsy
     assert not (tmp_path / "r.csv").exists()
 
 
+@pytest.mark.parametrize("name", ["nope", "plain_7k", ""])
+def test_a_recipe_no_member_has_exits_2_and_names_those_that_have_one(name, tmp_path, capsys):
+    assert mnist("--model", "v8-p-t8-v12-t10-gap|do0", "--recipe", name, "--data-root", NO_DATA,
+                 "--results", tmp_path / "r.csv") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "Traceback" not in err and "nas_plain_6k" in err
+    assert f"--recipe {name!r}" in err
+    assert not (tmp_path / "r.csv").exists()
+
+
 def test_arch_error_is_a_user_error_at_the_registry():
     with pytest.raises(UserError) as e:
         arch_of("v8-zz-p-gap|do0")

@@ -194,8 +194,9 @@ def config_from_args(args: argparse.Namespace, **extra) -> Config:
     given = {f.name: getattr(args, f.name) for f in fields(Config)
              if getattr(args, f.name, None) is not None}
     values = {**given, **extra}
-    values = {**member_recipe(getattr(args, "recipe", None) or values.get("model", ""),
-                              given=getattr(args, "recipe", None) is not None), **values}
+    recipe = getattr(args, "recipe", None)  # --recipe MEMBER, where the command has it
+    values = {**member_recipe(values.get("model", "") if recipe is None else recipe,
+                              given=recipe is not None), **values}
     return task_config(values.pop("task", "mnist"), **values)
 
 
