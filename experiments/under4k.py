@@ -8,7 +8,8 @@ the validation split like any trial and `search confirm` can test the best one.
 
 The candidates shrink nas_plain_6k (v8-v16-p-t8-v12-v16-v12-t10, 5,946 params) in different
 places: narrower stem, narrower body, or a fourth body conv of 8 channels for more receptive
-field. Widths are on the search space's grid (steps of 4), so the trials replay exactly.
+field. Widths are on the search space's grid (steps of 4), so the trials replay exactly (each is
+checked before it is queued).
 """
 
 from __future__ import annotations
@@ -48,12 +49,13 @@ def main() -> int:
                                 direction="maximize", load_if_exists=True)
     recipe = {**dataclasses.asdict(Config()), **recipe_of(RECIPE_OF)}
     for stem, trans, body in CANDIDATES:
-        spec = {"family": "plain", **family_params("plain"), "stem": stem, "trans": trans,
-                "body": body, "fc": False, "dropout": 0.0}
-        arch = FAMILIES["plain"](**{k: v for k, v in spec.items() if k != "family"})
-        n = models.count_params(models.create_model(arch))
-        assert n <= BUDGET, f"{arch} has {n:,} parameters, over {BUDGET:,}"
-        study.enqueue_trial(space.params_of(spec, recipe), skip_if_exists=True)
+        params = {**family_params("plain"), "stem": stem, "trans": trans, "body": body,
+                  "fc": False, "dropout": 0.0}
+        arch = FAMILIES["plain"](**params)
+        n = models.count_params(models.create_model(arch, budget=BUDGET))  # over: refused
+        queued = space.replay_params({"family": "plain", **params}, recipe)
+        assert queued is not None, f"{arch} lies off the search grid: it would not replay"
+        study.enqueue_trial(queued, skip_if_exists=True)
         print(f"queued {arch} ({n:,} params), unless the study holds it already")
     return 0
 

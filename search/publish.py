@@ -12,7 +12,6 @@ import functools
 import json
 import os
 import textwrap
-import warnings
 from pathlib import Path
 
 import optuna
@@ -24,7 +23,7 @@ from benchmarks.harness.results import check_target
 from benchmarks.harness.runs import for_jobs, resolve_jobs, side_by_side, stop_hook
 from benchmarks.harness.train import resolve_device
 from benchmarks.tasks import get_task, run_one
-from models import OverBudgetError, UserError, arch_of, list_models, recipe_of
+from models import OverBudgetError, UserError, list_models, recipe_of
 from models.registry import MODELS, family_params
 
 from . import space
@@ -141,13 +140,9 @@ def enqueue_zoo(study: optuna.Study, base: Config, budget: int | None = None,
             if names:
                 raise UserError(f"{name}: {err}") from err
             continue
-        params = space.params_of({"family": fam, **family_params(fam), **overrides},
-                                 dataclasses.asdict(cfg))
-        with warnings.catch_warnings(record=True) as caught:  # FixedTrial warns off the grid
-            warnings.simplefilter("always")
-            replayed = space.suggest(optuna.trial.FixedTrial(params), base.task)
-        want = {**{k: getattr(cfg, k) for k in replayed}, "model": arch_of(name)}
-        if caught or replayed != want:
+        params = space.replay_params({"family": fam, **family_params(fam), **overrides},
+                                     dataclasses.asdict(cfg), base.task)
+        if params is None:
             if names:
                 raise UserError(f"{name} lies off the search grid: it cannot be a trial")
             continue

@@ -10,6 +10,7 @@ Nothing here builds or trains a model; the objective counts each sample against 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import optuna
@@ -177,9 +178,8 @@ class _Answers:
 
 def params_of(spec: dict, recipe: dict) -> dict:
     """The trial parameters that replay a member spec ({'family': ..., **params}) trained with
-    `recipe` (every Config field): the inverse of suggest_member + suggest_training, used to
-    queue zoo members into a study. The caller checks the replay: values off the grid do not
-    match."""
+    `recipe` (every Config field): the inverse of suggest_member + suggest_training. Unchecked:
+    values off the grid do not replay; replay_params checks."""
     fam, params = spec["family"], dict(spec)
     out = {"family": fam, "dropout": params.pop("dropout")}
     for key, value in params.items():
@@ -227,3 +227,15 @@ SPACES: dict[str, Callable] = {"mnist": suggest_mnist, "hymenoptera": suggest_hy
 def suggest(trial, task: str = "mnist") -> dict:
     """Config overrides for one trial of `task`'s search space."""
     return SPACES[task](trial)
+
+
+def replay_params(spec: dict, recipe: dict, task: str = "mnist") -> dict | None:
+    """params_of, checked: the trial parameters that replay member `spec` trained with `recipe`
+    (every Config field), or None when the replay differs (a value off the search grid)."""
+    params = params_of(spec, recipe)
+    with warnings.catch_warnings(record=True) as caught:  # FixedTrial warns off the grid
+        warnings.simplefilter("always")
+        replayed = suggest(optuna.trial.FixedTrial(params), task)
+    arch = FAMILIES[spec["family"]](**{k: v for k, v in spec.items() if k != "family"})
+    want = {**{k: recipe[k] for k in replayed if k != "model"}, "model": arch}
+    return None if caught or replayed != want else params
