@@ -89,3 +89,10 @@ def test_ablation_reference_is_the_mode_and_a_sweeps_centre_on_a_tie():
     assert _reference([0.1, 0.025, 0.0504]) == 0.0504  # each once: the middle value
     assert _reference([0.999, 0.0]) == 0.0  # an even tie: the lower middle
     assert _reference(["cos", "linear", None, 3]) == "cos"  # numbers first, then by text
+
+
+def test_found_by_reads_the_confirmed_trial_from_a_row_source():
+    from benchmarks.commands.leaderboard import found_by
+
+    assert found_by("search confirm mnist-under4k:0") == "mnist-under4k:0"
+    assert found_by("benchmarks mnist") is None and found_by(float("nan")) is None

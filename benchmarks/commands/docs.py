@@ -28,7 +28,7 @@ from models import UserError, count_params, create_model, list_models
 from models.registry import BUDGET, CLAIMS, FOUND_BY, SOURCES, arch_of
 
 from ..harness import results as results_mod
-from .leaderboard import champions, zoo_task
+from .leaderboard import champions, found_by, zoo_task
 
 FILES = ("README.md", "docs/performance.md", "docs/champions.md")
 BLOCK = re.compile(r"(<!-- table: ([\w-]+) ?([\w.-]*) -->\n)(.*?)(<!-- end table -->)", re.S)
@@ -73,7 +73,7 @@ def leaderboard_table(results: Path, _: str = "") -> str:
                                          kind="stable")  # a tie in size: best first
     # A model not in the zoo is named by its string and, when a study found it, its trial.
     rows = [[f"`{r.model}`" if r.model in list_models() else f"`{r.arch}` "
-             f"({r.source.removeprefix('search confirm ')})", f"{int(r.params):,}",
+             f"({found_by(r.source) or r.source})", f"{int(r.params):,}",
              r.seed_list, int(r.runs), _pct(r.mean_test_acc), _pct(r.min_test_acc),
              "yes" if r.min_test_acc >= TARGET else "no"] for r in board.itertuples()]
     return _md(["model", "params", "seeds", "runs", "mean", "min", "all >= 99.4"], rows,

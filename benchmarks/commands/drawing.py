@@ -32,6 +32,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from ..harness.data import MEAN, STD, Split  # noqa: E402
 from .labels import label_points  # noqa: E402
+from .leaderboard import found_by  # noqa: E402
 
 DPI = 100  # the PNGs are committed: keep them small
 
@@ -251,9 +252,7 @@ def _point_name(row) -> str:
     """A zoo member's name; else the study trial that found the architecture, if any."""
     if "|" not in str(row.model):
         return str(row.model)
-    source = str(getattr(row, "source", ""))
-    return source.removeprefix("search confirm ") if source.startswith("search confirm") \
-        else "unnamed"
+    return found_by(getattr(row, "source", "")) or "unnamed"
 
 
 @torch.no_grad()

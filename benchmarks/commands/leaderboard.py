@@ -72,6 +72,16 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     return board.reset_index(drop=True)
 
 
+# A confirmed trial's row source (written by search/publish.py confirm), then study:trial.
+CONFIRMED = "search confirm "
+
+
+def found_by(source) -> str | None:
+    """The study:trial a row's run confirmed (`search confirm`), None for any other run."""
+    source = str(source)
+    return source.removeprefix(CONFIRMED) if source.startswith(CONFIRMED) else None
+
+
 def zoo_task(task: str) -> bool:
     """Whether a task's models are the zoo's (the budget, the champions): Task.ZOO."""
     return task in TASKS and get_task(task).ZOO
