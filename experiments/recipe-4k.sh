@@ -2,7 +2,8 @@
 # After experiments/under4k.py: is nas_plain_6k's recipe's learning rate right for the best
 # under-4,000 architecture (mnist-under4k trial 0, 3,882 params), or does a model a third
 # smaller want a larger or smaller one? And does padding the first conv help? Paired seeds,
-# validation split only (as recipe-6k.sh); rows in results/recipe-4k.csv, the `ablation recipe-4k` table in docs/champions.md.
+# validation split only (as recipe-6k.sh); rows in results/recipe-4k.csv, the
+# `ablation recipe-4k` table in docs/champions.md.
 #   usage: experiments/recipe-4k.sh [SEEDS...]   (default 1 2; see ablate.sh for JOBS, EXTRA)
 set -euo pipefail
 export SEEDS=${*:-1 2} RESULTS=${RESULTS:-results/recipe-4k.csv}

@@ -318,7 +318,6 @@ def test_jobs_train_trials_side_by_side(tmp_path, mnist_root, capsys):
         assert len(t.user_attrs["val_acc_per_epoch"]) == 1
 
 
-
 def test_trials_still_training_count_towards_n_trials():
     from search.run import Stopper
 
