@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# After experiments/under4k.py: is nas_plain_6k's recipe's learning rate right for the best
+# After experiments/handpicked.py: is nas_plain_6k's recipe's learning rate right for the best
 # under-4,000 architecture (mnist-under4k trial 0, 3,882 params), or does a model a third
 # smaller want a larger or smaller one? And does padding the first conv help? Paired seeds,
 # validation split only (as recipe-6k.sh); rows in results/recipe-4k.csv, the

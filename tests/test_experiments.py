@@ -51,19 +51,21 @@ def test_a_failed_run_fails_the_script(tmp_path):
     assert done.returncode != 0 and "nope" in done.stderr
 
 
-def test_under4k_queues_each_candidate_once_under_the_budget(tmp_path):
+@pytest.mark.parametrize("study", ["mnist-under4k", "mnist-under5k-b32"])
+def test_handpicked_queues_each_candidate_once_under_the_budget(tmp_path, study):
     import optuna
 
     url = f"sqlite:///{tmp_path / 'q.db'}"
+    script = ROOT / "experiments/handpicked.py"
     for _ in range(2):  # the second run finds them queued
-        done = subprocess.run([sys.executable, str(ROOT / "experiments/under4k.py"),
-                               "--storage", url], capture_output=True, text=True, timeout=120)
+        done = subprocess.run([sys.executable, str(script), "--study", study, "--storage", url],
+                              capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
-    trials = optuna.load_study(study_name="mnist-under4k", storage=url).get_trials()
-    spec = importlib.util.spec_from_file_location("under4k", ROOT / "experiments/under4k.py")
-    under4k = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(under4k)
-    candidates = under4k.CANDIDATES
+    trials = optuna.load_study(study_name=study, storage=url).get_trials()
+    spec = importlib.util.spec_from_file_location("handpicked", script)
+    handpicked = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(handpicked)
+    candidates = handpicked.STUDIES[study][1]
     assert len(trials) == len(candidates) == len(set(map(str, candidates)))
     assert {t.state for t in trials} == {optuna.trial.TrialState.WAITING}
     queued = [t.system_attrs["fixed_params"] for t in trials]  # what enqueue_trial stores
