@@ -128,3 +128,30 @@ def test_ants_bees_predictions_grid(hymenoptera_root, tmp_path):
     path = plot_image_predictions(model, val, tmp_path / "predictions.png", "untrained")
     width, height = _png(path)
     assert width > 300 and height > 300
+
+
+def test_labels_cover_no_marker_and_no_error_bar():
+    """A name printed over another point's bar reads as that point's name: none may touch one."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.collections import LineCollection
+    from matplotlib.figure import Figure
+    from matplotlib.transforms import Bbox
+
+    from benchmarks.commands.labels import label_points, text_box
+
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    points = [(4746, 99.43, "mnist-under5k-b32:0"), (5074, 99.46, "nas_plain_5k"),
+              (5194, 99.49, "mnist-under5500-b32:1"), (5946, 99.49, "nas_plain_6k")]
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    ax.errorbar(xs, ys, yerr=0.1, ls="none", marker="o")
+    ax.set_xscale("log")
+    label_points(fig, ax, points)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    px = ax.transData.transform
+    marks = [Bbox.from_bounds(x - 3, y - 3, 6, 6) for x, y in px(list(zip(xs, ys)))]
+    (bars,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    marks += [Bbox([p.min(0), p.max(0)]) for p in map(px, bars.get_segments())]
+    for label in ax.texts:
+        box = text_box(label, renderer)
+        assert not any(box.overlaps(m) for m in marks), label.get_text()

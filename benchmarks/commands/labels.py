@@ -6,8 +6,10 @@ adjustText moves labels until they settle)."""
 from __future__ import annotations
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 
 # Where a label may go, in points from its marker: to the right, just above or below it, then
 # further out (with a leader line), then the same to the left.
@@ -15,11 +17,13 @@ OFFSETS = [(dx, dy) for dx in (6, -6) for k in range(6) for dy in (4 + 11 * k, -
 
 
 def label_points(fig: Figure, ax, points: list[tuple[float, float, str]]) -> None:
-    """Annotate each point at the first offset whose text overlaps no label placed before it
-    (nor the legend), else the least crowded: points of one size no longer share a spot."""
+    """Annotate each point at the first offset whose text overlaps no label placed before it,
+    no marker or error bar, nor the legend, else the least crowded: points of one size no
+    longer share a spot."""
     renderer = FigureCanvasAgg(fig).get_renderer()
     ax.autoscale_view()
     taken = [ax.get_legend().get_window_extent(renderer)] if ax.get_legend() else []
+    taken += _marks(ax, points)
     for x, y, text in points:
         tried = []  # (overlapping labels, offset): the least crowded if none is free
         for dx, dy in OFFSETS:
@@ -31,6 +35,17 @@ def label_points(fig: Figure, ax, points: list[tuple[float, float, str]]) -> Non
                 break
         label = _label(ax, x, y, text, *min(tried, key=lambda t: t[0])[1])
         taken.append(text_box(label, renderer))
+
+
+def _marks(ax, points) -> list[Bbox]:
+    """The markers and error bars a label must not cover (in display pixels): a box a few pixels
+    around each point, and each bar of an errorbar (a LineCollection's segments)."""
+    to_px = ax.transData.transform
+    boxes = [Bbox.from_bounds(px - 4, py - 4, 8, 8) for px, py in to_px([p[:2] for p in points])]
+    for bars in (c for c in ax.collections if isinstance(c, LineCollection)):
+        boxes += [Bbox([px.min(0), px.max(0)]).padded(2)
+                  for px in map(to_px, bars.get_segments())]
+    return boxes
 
 
 def text_box(label, renderer):
