@@ -70,8 +70,5 @@ def nas_plain_5k():
     """mnist-under5500-b32 trial 0: 5,074 params, 99.38% validation."""
     return dict(
         family='plain', stem=(8, 16), trans=8, body=(12, 12, 12), fc=False, dropout=0.0,
-        recipe=dict(lr=0.05038667787535556, momentum=0.9, weight_decay=6.362684112612832e-05,
-                    batch_size=32, schedule='onecycle', warmup=0.1, label_smoothing=0.0,
-                    rotate=7.0, translate=0.08, scale=0.1, shear=10.0, erase=0.0, ema=0.999,
-                    div_factor=20.0, final_div_factor=200.0, anneal='linear'),
+        recipe=nas_plain_6k()["recipe"],  # queued with it: experiments/handpicked.py
         found_by='mnist-under5500-b32:0')
