@@ -18,6 +18,7 @@ import optuna
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.commands.leaderboard import CONFIRMED
 from benchmarks.harness.config import Config, task_config
 from benchmarks.harness.results import check_target
 from benchmarks.harness.runs import for_jobs, resolve_jobs, side_by_side, stop_hook
@@ -96,7 +97,7 @@ def confirm(study: optuna.Study, top: int, seeds: list[int], overrides: dict,
     def run(pair, stop) -> dict:
         t, seed = pair
         cfg = dataclasses.replace(base, **replay(t.params, base.task), seed=seed)
-        row = run_one(task, cfg, data, source=f"search confirm {study.study_name}:{t.number}",
+        row = run_one(task, cfg, data, source=f"{CONFIRMED}{study.study_name}:{t.number}",
                       on_epoch=stop_hook(stop, console if n_jobs > 1 else None,
                                          f"trial {t.number} seed {seed}"))
         console.print(f"trial {t.number} seed {seed}: test {row['final_test_acc']:.2f}%  "

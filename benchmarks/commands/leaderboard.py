@@ -72,7 +72,8 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     return board.reset_index(drop=True)
 
 
-# A confirmed trial's row source (written by search/publish.py confirm), then study:trial.
+# How a confirmed trial's row source begins, study:trial after it: search/publish.py's confirm
+# writes it, found_by reads it.
 CONFIRMED = "search confirm "
 
 
