@@ -87,3 +87,25 @@ def peer_ram_9k():
                     rotate=35.0, translate=0.0),
         source="The-School-of-AI/era-s6-ram model.py",
         claim="99.50% at epoch 15")
+
+
+# minakshimathpal/Full_Stack_AI, branch Assignment_7 (937e04d), Assignment_7/model_3.ipynb and
+# README.md ("Model 3"): 5,797 params, claimed 99.48% best (its log's "EPOCH: 11", the 12th),
+# >= 99.4 from there on, 99.44% at epoch 15. Bias-free conv -> ReLU -> BN -> Dropout(0.01) in
+# every block (the 3x3 at 10x10 padded, the others not); after GAP a 1x1 conv 15 -> 10 with a
+# bias (= a linear, fc). Recipe: Adam(lr 0.003, weight decay 5e-5), OneCycleLR(max_lr 0.003,
+# pct_start 0.2, div_factor 25, final_div_factor 1000, cos anneal, torch's default cycling of
+# Adam's beta1 0.95 -> 0.85 -> 0.95), batch 128, 15 epochs, RandomRotation(5) then
+# RandomAffine(translate 0.05, scale 0.98-1.02). (main later deleted the folder: cite the branch.)
+# Not exact here: torchvision resamples twice, nearest-neighbour, shifts by whole pixels and fills
+# the rotation's corners with 1 (of 255); this harness draws one bilinear affine map, zero fill.
+@register
+def peer_minakshi_6k():
+    return dict(
+        family="handmade", arch="v8a-v10a-p-v12a-c15a-p-v15a-gap-fc|do0.01",
+        recipe=dict(epochs=15, batch_size=128, optimizer="adam", lr=0.003, weight_decay=5e-5,
+                    schedule="onecycle", warmup=0.2, div_factor=25.0, final_div_factor=1000.0,
+                    anneal="cos", cycle_momentum=True, label_smoothing=0.0, rotate=5.0,
+                    translate=0.05, scale=0.02),
+        source="minakshimathpal/Full_Stack_AI Assignment_7/model_3.ipynb",
+        claim="99.44% at epoch 15 (99.48% best, >= 99.4 from epoch 12)")

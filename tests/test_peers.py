@@ -14,6 +14,7 @@ from models.registry import MODELS, SOURCES
 
 # name -> (architecture string, the parameter count its source publishes)
 PEERS = {
+    "peer_minakshi_6k": ("v8a-v10a-p-v12a-c15a-p-v15a-gap-fc|do0.01", 5_797),
     "peer_shwetha_6k": ("c8b-c10b-p-c12b-p-c16b-c16b-t10-gap|do0", 6_260),
     "peer_nitinvig_7k": ("v10ab-v10ab-v20ab-p-t10a-v10ab-v10ab-v20ab-t10a-gap|do0", 7_070),
     "peer_snehanshu_8k": ("c10-c10-c10-p-v16-v16-v8-v8-t8-t16-gap-fcn|do0", 7_918),
