@@ -1,4 +1,4 @@
-"""Queue hand-picked plain architectures into a study of their own, each with nas_plain_6k's
+"""Queue hand-picked architectures into a study of their own, each with nas_plain_6k's
 recipe (read from the zoo, not copied), so that `search run` trains them on the validation split
 like any trial and `search confirm` can test the best one.
 
@@ -6,8 +6,9 @@ like any trial and `search confirm` can test the best one.
     python -m search run --study mnist-under4k --budget 4000 --seed 61 --threads 1 \
         --pruner none --n-trials 11 --no-live     (or two such workers, 6 + 5 trials)
 
-The candidates shrink nas_plain_6k (v8-v16-p-t8-v12-v16-v12-t10, 5,946 params) in different
-places: narrower stem, narrower body, or a fourth body conv for more receptive field. Widths are
+The plain candidates shrink nas_plain_6k (v8-v16-p-t8-v12-v16-v12-t10, 5,946 params) in
+different places: narrower stem, narrower body, or a fourth body conv for more receptive field;
+mnist-under4k-sep tries the separable-conv family at the same recipe. Widths are
 on the search space's grid (steps of 4), so the trials replay exactly (each is checked before it
 is queued); one over its study's budget is refused by create_model.
 """
@@ -30,26 +31,45 @@ from search import space  # noqa: E402
 from search.storage import open_storage  # noqa: E402
 
 RECIPE_OF = "nas_plain_6k"
-# study: (budget, [(stem, transition, body) of the plain family]); no dropout, no fc head, as
-# nas_plain_6k. Appending to a list queues the new ones only (skip_if_exists).
+
+
+def plain(stem: tuple, trans: int, body: tuple) -> dict:
+    return {"family": "plain", "stem": stem, "trans": trans, "body": body}
+
+
+def sepconv(stem: int, widths: tuple, trans: int, body: tuple) -> dict:
+    return {"family": "sepconv", "stem": stem, "widths": widths, "trans": trans, "body": body}
+
+
+# study: (budget, [family parameters]); no dropout, no fc head, as nas_plain_6k. Appending to a
+# list queues the new ones only (skip_if_exists).
 STUDIES = {
     "mnist-under4k": (4000, [
-        ((8, 12), 8, (8, 8, 8, 12)), ((8, 8), 8, (12, 12, 8)), ((8, 12), 8, (12, 8, 12)),
-        ((8, 8), 8, (12, 8, 16)), ((8, 12), 8, (12, 16)), ((4, 8), 8, (8, 8, 12, 12)),
+        plain((8, 12), 8, (8, 8, 8, 12)), plain((8, 8), 8, (12, 12, 8)),
+        plain((8, 12), 8, (12, 8, 12)), plain((8, 8), 8, (12, 8, 16)),
+        plain((8, 12), 8, (12, 16)), plain((4, 8), 8, (8, 8, 12, 12)),
         # Round two, after the first (trials 0-5), where four 8-channel body convs did best:
         # deeper still, a wider first or last conv.
-        ((8, 8, 8), 8, (8, 8, 8, 8)), ((8, 8), 8, (8, 8, 8, 16)),
-        ((12, 8), 8, (8, 8, 8, 12)), ((4, 8, 8), 8, (8, 8, 8, 12)),
-        ((8, 8), 8, (12, 8, 8, 8))]),
+        plain((8, 8, 8), 8, (8, 8, 8, 8)), plain((8, 8), 8, (8, 8, 8, 16)),
+        plain((12, 8), 8, (8, 8, 8, 12)), plain((4, 8, 8), 8, (8, 8, 8, 12)),
+        plain((8, 8), 8, (12, 8, 8, 8))]),
     # Between mnist-under4k's best (v8-v12-p-t8-v8-v8-v8-v12, 3,882 params, 2 of 5 test seeds
     # at 99.4%) and nas_plain_6k: where do 600-1,100 more weights help most?
     "mnist-under5k-b32": (5000, [
-        ((8, 12), 8, (12, 12, 12)), ((8, 12), 8, (8, 12, 8, 12)), ((8, 12), 8, (12, 8, 8, 12)),
-        ((8, 12), 8, (8, 8, 12, 12)), ((8, 16), 8, (8, 12, 8, 12)), ((8, 16), 8, (8, 8, 8, 12)),
-        ((12, 12), 8, (8, 8, 8, 12)), ((8, 12), 12, (8, 8, 8, 12))]),
+        plain((8, 12), 8, (12, 12, 12)), plain((8, 12), 8, (8, 12, 8, 12)),
+        plain((8, 12), 8, (12, 8, 8, 12)), plain((8, 12), 8, (8, 8, 12, 12)),
+        plain((8, 16), 8, (8, 12, 8, 12)), plain((8, 16), 8, (8, 8, 8, 12)),
+        plain((12, 12), 8, (8, 8, 8, 12)), plain((8, 12), 12, (8, 8, 8, 12))]),
     # mnist-under5k-b32's best (v8-v12-p-t8-v12-v12-v12, 4,746 params) reached 99.4% on test
     # seeds 1-5 but not 6: two a few hundred weights larger, still well under nas_plain_6k.
-    "mnist-under5500-b32": (5500, [((8, 16), 8, (12, 12, 12)), ((8, 12), 8, (12, 12, 8, 12))]),
+    "mnist-under5500-b32": (5500, [
+        plain((8, 16), 8, (12, 12, 12)), plain((8, 12), 8, (12, 12, 8, 12))]),
+    # The under-4,000 aim with separable convs (a 3x3 costs 9 + N weights per input channel, not
+    # 9N), so the maps can be two or three times wider: the zoo's sepconv layout, no fc head.
+    "mnist-under4k-sep": (4000, [
+        sepconv(8, (16, 24), 12, (24, 32)), sepconv(12, (24,), 16, (32, 32)),
+        sepconv(8, (24,), 16, (32, 40)), sepconv(8, (16, 32), 12, (32, 32)),
+        sepconv(8, (16, 24), 16, (32, 32)), sepconv(8, (16,), 12, (24, 32, 32))]),
 }
 
 
@@ -63,12 +83,13 @@ def main() -> int:
                                 direction="maximize", load_if_exists=True)
     recipe = {**dataclasses.asdict(Config()), **recipe_of(RECIPE_OF)}
     budget, candidates = STUDIES[args.study]
-    for stem, trans, body in candidates:
-        params = {**family_params("plain"), "stem": stem, "trans": trans, "body": body,
-                  "fc": False, "dropout": 0.0}
-        arch = FAMILIES["plain"](**params)
+    for spec in candidates:
+        family = spec["family"]
+        params = {**family_params(family), **spec, "fc": False, "dropout": 0.0}
+        del params["family"]
+        arch = FAMILIES[family](**params)
         n = models.count_params(models.create_model(arch, budget=budget))  # over: refused
-        queued = space.replay_params({"family": "plain", **params}, recipe)
+        queued = space.replay_params({"family": family, **params}, recipe)
         assert queued is not None, f"{arch} lies off the search grid: it would not replay"
         study.enqueue_trial(queued, skip_if_exists=True)
         print(f"queued {arch} ({n:,} params), unless the study holds it already")

@@ -51,7 +51,8 @@ def test_a_failed_run_fails_the_script(tmp_path):
     assert done.returncode != 0 and "nope" in done.stderr
 
 
-@pytest.mark.parametrize("study", ["mnist-under4k", "mnist-under5k-b32", "mnist-under5500-b32"])
+@pytest.mark.parametrize("study", ["mnist-under4k", "mnist-under5k-b32", "mnist-under5500-b32",
+                                   "mnist-under4k-sep"])
 def test_handpicked_queues_each_candidate_once_under_the_budget(tmp_path, study):
     import optuna
 
