@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install test test-slow search params leaderboard docs lint clean-venv transfer plots \
-	dashboard bench
+	dashboard bench test-oldest
 
 install: $(STAMP)
 
@@ -18,6 +18,16 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The same suite on the lowest version of every runtime dependency pyproject.toml allows
+# (.ci/oldest.py writes them as constraints), in a venv of its own; .ci/run runs it too.
+OLDEST := .venv-oldest
+test-oldest:
+	test -x $(OLDEST)/bin/python || $(PY) -m venv $(OLDEST)
+	$(PY) .ci/oldest.py > $(OLDEST)/constraints.txt
+	$(OLDEST)/bin/python -m pip install -q -c $(OLDEST)/constraints.txt -e '.[dev]'
+	$(OLDEST)/bin/python -m pip list 2>/dev/null | grep -E '^(torch|torchvision|optuna|pandas|numpy) '
+	$(OLDEST)/bin/python -m pytest
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow

@@ -205,6 +205,14 @@ def accuracy_front(board: pd.DataFrame) -> pd.DataFrame:
     return board[board.mean_test_acc > board.mean_test_acc.cummax().shift(fill_value=-1.0)]
 
 
+def _worst_to_best(rows: pd.DataFrame) -> tuple:
+    """errorbar's x, y and yerr: the mean, its bar from the worst seed to the best. As arrays:
+    matplotlib 3.8 calls float() on a one-row Series, which pandas deprecates."""
+    mean = rows.mean_test_acc.to_numpy()
+    return (rows.params.to_numpy(), mean,
+            [mean - rows.min_test_acc.to_numpy(), rows.max_test_acc.to_numpy() - mean])
+
+
 def plot_params_vs_accuracy(board: pd.DataFrame, path: Path, target: float = 99.4,
                             peers: frozenset[str] = frozenset()) -> Path:
     """Leaderboard rows (one task and training set, 20 epochs; `peers` at their own epochs):
@@ -215,17 +223,13 @@ def plot_params_vs_accuracy(board: pd.DataFrame, path: Path, target: float = 99.
     board = board.sort_values("params")
     is_peer = board.model.isin(peers)
     for proven, style in ((False, dict(mfc="white")), (True, {})):
-        rows = board[((board.seeds >= 5) == proven) & ~is_peer]
-        ax.errorbar(rows.params, rows.mean_test_acc, ls="none", marker="o", capsize=3,
-                    yerr=[rows.mean_test_acc - rows.min_test_acc,
-                          rows.max_test_acc - rows.mean_test_acc],
+        ax.errorbar(*_worst_to_best(board[((board.seeds >= 5) == proven) & ~is_peer]),
+                    ls="none", marker="o", capsize=3, color="tab:blue", **style,
                     label="mean of 5+ seeds (bar: worst to best)" if proven
-                    else "fewer than 5 seeds", color="tab:blue", **style)
-    rows = board[is_peer]
-    if len(rows):
-        ax.errorbar(rows.params, rows.mean_test_acc, ls="none", marker="D", capsize=3,
-                    yerr=[rows.mean_test_acc - rows.min_test_acc,
-                          rows.max_test_acc - rows.mean_test_acc], color="tab:orange",
+                    else "fewer than 5 seeds")
+    if is_peer.any():
+        ax.errorbar(*_worst_to_best(board[is_peer]), ls="none", marker="D", capsize=3,
+                    color="tab:orange",
                     label="published peers: their recipe and epochs, measured here")
     front = accuracy_front(board[(board.seeds >= 5) & ~is_peer])
     if len(front):
