@@ -26,7 +26,7 @@ import optuna  # noqa: E402
 
 import models  # noqa: E402
 from benchmarks.harness.config import Config  # noqa: E402
-from models.registry import FAMILIES, family_params, recipe_of  # noqa: E402
+from models.registry import family_params, recipe_of  # noqa: E402
 from search import space  # noqa: E402
 from search.storage import open_storage  # noqa: E402
 
@@ -83,13 +83,11 @@ def main() -> int:
                                 direction="maximize", load_if_exists=True)
     recipe = {**dataclasses.asdict(Config()), **recipe_of(RECIPE_OF)}
     budget, candidates = STUDIES[args.study]
-    for spec in candidates:
-        family = spec["family"]
-        params = {**family_params(family), **spec, "fc": False, "dropout": 0.0}
-        del params["family"]
-        arch = FAMILIES[family](**params)
+    for candidate in candidates:
+        spec = {**family_params(candidate["family"]), **candidate, "fc": False, "dropout": 0.0}
+        arch = space.member_arch(spec)
         n = models.count_params(models.create_model(arch, budget=budget))  # over: refused
-        queued = space.replay_params({"family": family, **params}, recipe)
+        queued = space.replay_params(spec, recipe)
         assert queued is not None, f"{arch} lies off the search grid: it would not replay"
         study.enqueue_trial(queued, skip_if_exists=True)
         print(f"queued {arch} ({n:,} params), unless the study holds it already")

@@ -95,10 +95,14 @@ def suggest_member(trial) -> dict:
     return {"family": family, **params}
 
 
+def member_arch(spec: dict) -> str:
+    """The canonical architecture string of a member spec ({'family': ..., **params})."""
+    return FAMILIES[spec["family"]](**{k: v for k, v in spec.items() if k != "family"})
+
+
 def suggest_architecture(trial) -> str:
     """Sample a family and its parameters; return the canonical architecture string."""
-    spec = suggest_member(trial)
-    return FAMILIES[spec.pop("family")](**spec)
+    return member_arch(suggest_member(trial))
 
 
 def suggest_training(trial) -> dict:
@@ -236,6 +240,5 @@ def replay_params(spec: dict, recipe: dict, task: str = "mnist") -> dict | None:
     with warnings.catch_warnings(record=True) as caught:  # FixedTrial warns off the grid
         warnings.simplefilter("always")
         replayed = suggest(optuna.trial.FixedTrial(params), task)
-    arch = FAMILIES[spec["family"]](**{k: v for k, v in spec.items() if k != "family"})
-    want = {**{k: recipe[k] for k in replayed if k != "model"}, "model": arch}
+    want = {**{k: recipe[k] for k in replayed if k != "model"}, "model": member_arch(spec)}
     return None if caught or replayed != want else params
