@@ -73,11 +73,11 @@ STUDIES = {
 }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--study", required=True, choices=sorted(STUDIES))
     p.add_argument("--storage", default=None, help="default: sqlite:///results/search.db")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=args.study, storage=open_storage(args.storage),
                                 direction="maximize", load_if_exists=True)

@@ -187,3 +187,16 @@ def test_search_runs_on_the_task(tiny_root, tmp_path):
     assert 1 <= trial.params["epochs"] <= 2  # the study's --epochs caps the sampled epochs
     assert trial.user_attrs["arch"] == f"resnet18-{trial.params['mode']}-none"
     assert len(trial.user_attrs["val_acc_per_epoch"]) == trial.params["epochs"]
+
+
+def test_commands_leave_torchvision_unimported_until_the_task_needs_it():
+    """Every `python -m benchmarks` command builds this task's parser; importing torchvision
+    then (it brings torch._dynamo) cost each command seconds, a help text included."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom benchmarks.__main__ import main\ntry:\n main(['--help'])\n"
+            "except SystemExit:\n pass\nprint('torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert out.returncode == 0 and out.stdout.split()[-1] == "False", out.stderr

@@ -70,6 +70,13 @@ def finish(proc: subprocess.Popen, timeout: float = 300) -> str:
     return out
 
 
+# The first two trials are two small zoo members, not what the seed samples (a separable-conv
+# trial took 50 s here); 2,000 images make an epoch of either last seconds, long enough that the
+# signal lands mid-trial (see wait_for_training), short enough that the retry is quick.
+ZOO_FIRST = ("--enqueue-zoo", "plain_4k", "plain_7k")
+TRIALS = ("--train-subset", 2000)
+
+
 def wait_for_training(url: str, proc: subprocess.Popen, timeout: float = 180):
     """Poll the storage until a trial has finished and another is mid-training (epoch 1 of 3
     reported); return (the running trial, the trials finished so far)."""
@@ -110,10 +117,8 @@ def test_three_workers_share_a_postgresql_study(pg_url, mnist_root, tmp_path):
 
 def test_sigkilled_worker_trial_is_failed_by_heartbeat_and_retried(mnist_root, tmp_path):
     url = f"sqlite:///{tmp_path / 'kill.db'}"
-    # 4,000 images: long enough trials that the signal lands mid-trial (see wait_for_training).
-    args = ("--epochs", 3, "--pruner", "none", "--heartbeat", 1, "--seed", 4,
-            "--train-subset", 4000)
-    first = worker(url, mnist_root, tmp_path, "--n-trials", 50, *args)
+    args = ("--epochs", 3, "--pruner", "none", "--heartbeat", 1, "--seed", 4, *TRIALS)
+    first = worker(url, mnist_root, tmp_path, "--n-trials", 50, *ZOO_FIRST, *args)
     victim, done = wait_for_training(url, first)
     first.send_signal(signal.SIGKILL)
     first.wait()
@@ -134,8 +139,8 @@ def test_sigkilled_worker_trial_is_failed_by_heartbeat_and_retried(mnist_root, t
 
 def test_ctrl_c_fails_and_requeues_the_trial_and_the_next_run_resumes(mnist_root, tmp_path):
     url = f"sqlite:///{tmp_path / 'int.db'}"
-    args = ("--epochs", 3, "--pruner", "none", "--seed", 5, "--train-subset", 4000)
-    first = worker(url, mnist_root, tmp_path, "--n-trials", 50, *args)
+    args = ("--epochs", 3, "--pruner", "none", "--seed", 5, *TRIALS)
+    first = worker(url, mnist_root, tmp_path, "--n-trials", 50, *ZOO_FIRST, *args)
     victim, done = wait_for_training(url, first)
     first.send_signal(signal.SIGINT)
     out, _ = first.communicate(timeout=120)

@@ -14,14 +14,12 @@ from urllib.error import URLError
 
 import torch
 from torch import nn
-from torchvision.models import ResNet18_Weights, resnet18
 
 from models import UserError
 from models.report import inspect
 
 from ..harness.config import Config
 from ..harness.data import Data
-from ..harness.images import load_image_splits
 
 NAME = "hymenoptera"
 HELP = "transfer learning: ResNet18 on the ants/bees images"
@@ -37,10 +35,25 @@ TEST_NAME = "val"  # the val folder, reported in the rows' test columns (no thir
 ZOO = False
 PICTURES = ("confusion", "predictions")
 
-IMAGENET = ResNet18_Weights.IMAGENET1K_V1
 # The first child each mode trains; every child before it is frozen.
 TRAINED_FROM = {"finetune": "conv1", "layer2": "layer2", "layer3": "layer3",
                 "layer4": "layer4", "feature": "fc"}
+
+
+# torchvision is imported where it is used, not above: every `python -m benchmarks` command
+# imports this module for its parser, and torchvision's import brings torch._dynamo with it
+# (4 of the 10.7 s `python -m benchmarks leaderboard --help` took on 2 cores).
+def resnet18(num_classes: int = 1000) -> nn.Module:
+    from torchvision.models import resnet18 as torchvision_resnet18
+
+    return torchvision_resnet18(num_classes=num_classes)
+
+
+def imagenet():
+    """torchvision's ImageNet weights for ResNet18 (their URL, file name and loader)."""
+    from torchvision.models import ResNet18_Weights
+
+    return ResNet18_Weights.IMAGENET1K_V1
 
 
 class WeightsError(UserError):
@@ -52,20 +65,22 @@ def load_data(cfg: Config, device: torch.device, with_test: bool = True) -> Data
     if cfg.val_split:
         raise UserError("invalid option: val_split does not apply to the ants/bees task; its "
                         "val folder is the validation split (there is no third split)")
+    from ..harness.images import load_image_splits
+
     train_split, val_split = load_image_splits(cfg, device)
     return Data(train_split, None, val_split) if with_test else Data(train_split, val_split, None)
 
 
 def imagenet_cache_file() -> Path:
     """Where torchvision keeps (and looks for) the ImageNet ResNet18 file: torch hub's cache."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(IMAGENET.url).name
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(imagenet().url).name
 
 
 def _imagenet_state() -> tuple[dict, str]:
     path = imagenet_cache_file()
     how = "from the cache" if path.is_file() else "downloaded"
     try:  # torchvision loads a cached file without the network, else downloads it
-        state = IMAGENET.get_state_dict(progress=True, check_hash=True, weights_only=True)
+        state = imagenet().get_state_dict(progress=True, check_hash=True, weights_only=True)
     except (URLError, OSError) as e:
         raise WeightsError(
             f"ImageNet weights for ResNet18 are not available: {path} is not cached and the "
@@ -78,7 +93,7 @@ def _imagenet_state() -> tuple[dict, str]:
     except Exception as e:  # torch.load of a damaged cache file raises many kinds
         raise WeightsError(f"{path}: the cached ImageNet weights are unreadable ({e}); "
                            "delete the file to download it again") from None
-    return state, f"imagenet (torchvision {IMAGENET}, {how}: {path})"
+    return state, f"imagenet (torchvision {imagenet()}, {how}: {path})"
 
 
 def _file_state(path: Path) -> tuple[dict, str]:
