@@ -18,23 +18,25 @@ OFFSETS = [(dx, dy) for dx in (6, -6) for k in range(6) for dy in (4 + 11 * k, -
 
 def label_points(fig: Figure, ax, points: list[tuple[float, float, str]]) -> None:
     """Annotate each point at the first offset whose text overlaps no label placed before it,
-    no marker or error bar, nor the legend, else the least crowded: points of one size no
+    no marker or error bar, nor the legend; else where it covers the fewest labels (text over
+    text is unreadable, text over a bar is not), then the fewest marks: points of one size no
     longer share a spot."""
     renderer = FigureCanvasAgg(fig).get_renderer()
     ax.autoscale_view()
-    taken = [ax.get_legend().get_window_extent(renderer)] if ax.get_legend() else []
-    taken += _marks(ax, points)
+    labels = [ax.get_legend().get_window_extent(renderer)] if ax.get_legend() else []
+    marks = _marks(ax, points)
     for x, y, text in points:
-        tried = []  # (overlapping labels, offset): the least crowded if none is free
+        tried = []  # ((labels covered, marks covered), offset)
         for dx, dy in OFFSETS:
             label = _label(ax, x, y, text, dx, dy)
             box = text_box(label, renderer)
             label.remove()
-            tried.append((sum(box.overlaps(other) for other in taken), (dx, dy)))
-            if tried[-1][0] == 0:
+            crowd = (sum(map(box.overlaps, labels)), sum(map(box.overlaps, marks)))
+            tried.append((crowd, (dx, dy)))
+            if crowd == (0, 0):
                 break
         label = _label(ax, x, y, text, *min(tried, key=lambda t: t[0])[1])
-        taken.append(text_box(label, renderer))
+        labels.append(text_box(label, renderer))
 
 
 def _marks(ax, points) -> list[Bbox]:
