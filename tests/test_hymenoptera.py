@@ -195,8 +195,10 @@ def test_commands_leave_torchvision_unimported_until_the_task_needs_it():
     import subprocess
     import sys
 
+    from conftest import REPO
+
     code = ("import sys\nfrom benchmarks.__main__ import main\ntry:\n main(['--help'])\n"
             "except SystemExit:\n pass\nprint('torchvision' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[1], timeout=120)
+                         cwd=REPO, timeout=120)
     assert out.returncode == 0 and out.stdout.split()[-1] == "False", out.stderr

@@ -119,12 +119,10 @@ def test_labels_of_crowded_points_do_not_overlap():
 def test_committed_leaderboard_plot_prints_no_name_over_another(tmp_path, monkeypatch):
     """The README's picture, from the committed runs: where every spot near a point is taken,
     a name may cross a bar, never another name (two at 5,946 params once printed as one)."""
-    from pathlib import Path
-
+    from conftest import REPO
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     from benchmarks.commands import drawing, labels
-    from benchmarks.commands.labels import text_box
     from benchmarks.commands.plots import params_vs_accuracy
 
     drawn = []
@@ -134,10 +132,10 @@ def test_committed_leaderboard_plot_prints_no_name_over_another(tmp_path, monkey
         drawn.append(ax)
 
     monkeypatch.setattr(drawing, "label_points", spy)
-    assert params_vs_accuracy(Path(__file__).resolve().parents[1] / "results", tmp_path)
+    assert params_vs_accuracy(REPO / "results", tmp_path)
     (ax,) = drawn
     renderer = FigureCanvasAgg(ax.figure).get_renderer()
-    boxes = [(t.get_text(), text_box(t, renderer)) for t in ax.texts]
+    boxes = [(t.get_text(), labels.text_box(t, renderer)) for t in ax.texts]
     assert len(boxes) >= 10
     assert not [(a, b) for i, (a, box) in enumerate(boxes) for b, other in boxes[i + 1:]
                 if box.overlaps(other)]
