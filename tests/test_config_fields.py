@@ -58,6 +58,8 @@ OTHER = {
     "test_subset": "which test images are evaluated",
     "eval_batch_size": "evaluation batch only; fp32 and no gradients",
     "device": "where it runs (resolve_device; tests/test_cuda.py on a GPU)",
+    "cuda_graphs": "how CUDA runs the step (graphs.py); no CPU path reads it: tests/test_cuda.py "
+                   "checks a graphed run against --cuda-graphs off",
     "data_root": "where MNIST is read from",
     "target": "which epoch is recorded as first at target",
     "progress": "the progress bar",

@@ -9,17 +9,21 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import warnings
 
 import pytest
 import torch
+from tolerance import sum_tol
 
 import benchmarks.harness.train as train_mod
 from benchmarks.__main__ import main
+from benchmarks.harness import graphs
 from benchmarks.harness.config import Config, task_config
 from benchmarks.harness.fast import make_optimizer
-from benchmarks.harness.train import seeded, train
+from benchmarks.harness.train import own_stream, seeded, train
 from benchmarks.tasks import hymenoptera
 from benchmarks.tasks.mnist import load_data, make_model
+from models import create_model
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -80,7 +84,7 @@ def mnist(*args) -> int:
 def assert_cuda_fast_path(seen: Seen) -> None:
     """bf16 autocast, channels_last and fused SGD, resolved and used."""
     (fast,) = seen.fast
-    assert fast.channels_last and fast.amp is torch.bfloat16 and not fast.compile
+    assert fast.channels_last and fast.amp is torch.bfloat16 and not fast.compile and fast.graphs
     assert not (fast.geometric_dropout or fast.fast_batchnorm or fast.keep_heap)  # CPU only
     (opt,) = seen.optimizers
     assert opt.defaults.get("fused") is True, opt.defaults
@@ -149,6 +153,71 @@ def test_seeds_side_by_side_match_seeds_one_by_one(run, mnist_root, tmp_path):
     for seed, one in (("1", row), ("2", rows(alone)[0])):
         got, want = float(side[seed]["final_test_acc"]), float(one["final_test_acc"])
         assert abs(got - want) <= TOLERANCE, f"seed {seed}: {got} side by side, {want} alone"
+
+
+def test_the_step_replays_as_a_cuda_graph_and_trains_as_eagerly(run, mnist_root, tmp_path,
+                                                                monkeypatch):
+    """Every full batch replays the captured step (10,000 images: 78 batches of 128, then 16
+    eagerly), the capture warns of nothing, and the run's accuracy is the eager run's (same
+    seed, --cuda-graphs off) within what two eager runs of one seed differ by."""
+    row, _, _ = run
+    replays, real = [], graphs.StepGraph.replay
+    monkeypatch.setattr(graphs.StepGraph, "replay",
+                        lambda self, x, y: replays.append(len(y)) or real(self, x, y))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="CUDA graphs off")
+        assert mnist(*SLICE, "--seeds", 1, "--data-root", mnist_root,
+                     "--results", tmp_path / "graphed.csv") == 0
+    assert replays == [128] * (10000 // 128)
+    replays.clear()
+    assert mnist(*SLICE, "--seeds", 1, "--cuda-graphs", "off", "--data-root", mnist_root,
+                 "--results", tmp_path / "eager.csv") == 0
+    assert not replays
+    (graphed,), (eager,) = rows(tmp_path / "graphed.csv"), rows(tmp_path / "eager.csv")
+    got, want = float(graphed["final_test_acc"]), float(eager["final_test_acc"])
+    assert abs(got - want) <= TOLERANCE, f"{got} graphed, {want} eager"
+
+
+def test_speed_times_the_graphed_step_against_the_eager_one(mnist_root, tmp_path):
+    out = tmp_path / "speed.json"
+    assert main(["speed", "--model", "nas_plain_10k", "--steps", "20", "--rounds", "1",
+                 "--device", "cuda", "--data-root", str(mnist_root), "--parallel", "2",
+                 "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["device"] == "cuda" and r["harness_settings"]["cuda_graphs"] is True
+    assert r["others"]["cuda graphs off"]["images_per_second"] > 0
+    assert r["parallel"]["jobs"]["images_per_second"] > 0
+
+
+def test_a_replayed_step_gives_the_eager_gradients():
+    """One replay on a batch: the eager step's gradients and batch norm statistics from the
+    same weights (fp32, so only the order of cuDNN's sums may differ), and the warm-up before
+    the capture changed nothing."""
+    torch.manual_seed(0)
+    model = create_model("plain_7k", dropout=0.0).cuda().to(memory_format=torch.channels_last)
+    model.train()
+    x = torch.randn(64, 1, 28, 28, device="cuda").contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (64,), device="cuda")
+    loss_fn = torch.nn.CrossEntropyLoss()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    with own_stream(torch.device("cuda")):
+        graph = graphs.capture(model, loss_fn, None, x, y, None)
+        assert graph is not None
+        assert all(torch.equal(v, start[k]) for k, v in model.state_dict().items())
+        loss_x, hits = (t.clone() for t in graph.replay(x, y))
+        replayed = [p.grad.clone() for p in model.parameters()]
+        after = {k: v.clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(start)  # in place: the graph's weights stay where they were
+        model.zero_grad(set_to_none=False)  # and its gradients too
+        eager_loss, eager_hits = graphs.eager_step(model, loss_fn, contextlib.nullcontext, x, y)
+    tol = sum_tol(x.numel())
+    assert int(hits) == int(eager_hits)
+    torch.testing.assert_close(loss_x, eager_loss, rtol=tol, atol=0)
+    for name, g, p in zip(dict(model.named_parameters()), replayed, model.parameters()):
+        torch.testing.assert_close(g, p.grad, rtol=tol, atol=tol * float(p.grad.abs().max()),
+                                   msg=name)
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(after[k], v, rtol=tol, atol=tol, msg=k)
 
 
 def test_training_leaves_the_global_cuda_generator_alone(mnist_root):

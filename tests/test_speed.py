@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+import benchmarks.harness.train as train_mod
 from benchmarks.__main__ import main as bench_main
 from benchmarks.harness import fast as fast_mod
 from benchmarks.harness.config import Config
@@ -56,7 +57,7 @@ def test_speed_command_refuses_bad_options(mnist_root, capsys):
 
 def test_config_checks_the_fast_path_switches():
     for field, bad in (("amp", "fp16"), ("compile", "yes"), ("channels_last", "true"),
-                       ("fast_dropout", "fast"), ("fast_batchnorm", "1")):
+                       ("fast_dropout", "fast"), ("fast_batchnorm", "1"), ("cuda_graphs", "y")):
         with pytest.raises(UserError, match=field):
             Config(**{field: bad})
 
@@ -65,6 +66,7 @@ def test_auto_settings_per_device():
     cpu = fast_settings(Config(), torch.device("cpu"))
     assert cpu.channels_last and not cpu.compile and cpu.threads is None  # every core
     assert cpu.geometric_dropout and cpu.fast_batchnorm and cpu.keep_heap
+    assert not fast_settings(Config(cuda_graphs="on"), torch.device("cpu")).graphs  # CUDA only
     off = fast_settings(Config(channels_last="off", amp="off", threads=2), torch.device("cpu"))
     assert not off.channels_last and off.amp is None and off.threads == 2
     assert fast_settings(Config(amp="bf16"), torch.device("cpu")).amp == torch.bfloat16
@@ -242,3 +244,28 @@ def test_compile_on_trains_with_the_whole_cpu_fast_path(mnist_root, tmp_path):
                      "--device", "cpu", "--progress", "false", "--data-root", str(mnist_root),
                      "--results", str(tmp_path / "runs.csv")])
     assert rc == 0 and (tmp_path / "runs.csv").is_file()
+
+
+def test_a_failed_cuda_graph_capture_trains_on_eagerly_and_loses_nothing(tiny, monkeypatch):
+    """Where capturing the step fails (here: no GPU at all), train() warns once and goes on
+    eagerly; the warm-up steps before the capture leave no trace (batch norm statistics, dropout
+    draws, gradients), so the run is exactly the run that never tried."""
+    cfg, data = tiny
+    cfg = dataclasses.replace(cfg, model="plain_7k")  # has dropout: its draws count
+    real = train_mod.fast_settings
+
+    def runs(graphs_on: bool) -> tuple[dict, dict]:
+        with monkeypatch.context() as m:
+            m.setattr(train_mod, "fast_settings",
+                      lambda c, d: dataclasses.replace(real(c, d), graphs=graphs_on))
+            torch.manual_seed(1)
+            model = create_model(cfg.model)
+            return train(model, cfg, data), model.state_dict()
+
+    with pytest.warns(RuntimeWarning, match="CUDA graphs off") as caught:
+        tried, tried_weights = runs(True)
+    assert len([w for w in caught if "CUDA graphs" in str(w.message)]) == 1  # not per batch
+    plain, plain_weights = runs(False)
+    assert tried["history"] == [dict(r, seconds=p["seconds"])
+                                for r, p in zip(plain["history"], tried["history"])]
+    assert all(torch.equal(tried_weights[k], v) for k, v in plain_weights.items())

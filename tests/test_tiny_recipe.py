@@ -129,3 +129,23 @@ def test_train_batches_keep_the_labels(mnist_root):
     augmented = list(split.train_batches(more, torch.Generator().manual_seed(3)))
     assert all(torch.equal(y0, y1) for (_, y0), (_, y1) in zip(plain, augmented))
     assert not all(torch.equal(x0, x1) for (x0, _), (x1, _) in zip(plain, augmented))
+
+
+def test_epoch_batches_match_batch_by_batch(mnist_root):
+    """CUDA augments the epoch in one pass (Split.epoch_batches; CPU goes batch by batch): the
+    same batches in the same order, images and labels; without augmentation the same pixels."""
+    cfg = Config(train_subset=250, data_root=str(mnist_root), batch_size=100, rotate=0.0,
+                 translate=0.0)
+    split = load_mnist(cfg, torch.device("cpu"), with_test=False).train
+    by_batch = list(split.train_batches(cfg, torch.Generator().manual_seed(3)))
+    gen = torch.Generator().manual_seed(3)
+    perm = torch.randperm(len(split), generator=gen)
+    in_one = list(split.epoch_batches(cfg, gen, perm))
+    assert [len(y) for _, y in in_one] == [len(y) for _, y in by_batch] == [100, 100, 50]
+    for (x0, y0), (x1, y1) in zip(by_batch, in_one):
+        assert torch.equal(y0, y1) and torch.equal(x0, x1)
+    more = dataclasses.replace(cfg, rotate=7.0, translate=0.08, shear=15.0)
+    gen = torch.Generator().manual_seed(3)
+    moved = list(split.epoch_batches(more, gen, torch.randperm(len(split), generator=gen)))
+    assert all(torch.equal(y0, y1) for (_, y0), (_, y1) in zip(by_batch, moved))
+    assert not any(torch.equal(x0, x1) for (x0, _), (x1, _) in zip(by_batch, moved))

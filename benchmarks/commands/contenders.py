@@ -23,7 +23,7 @@ from ..harness.train import train
 
 LOG_INTERVAL = 10  # the example's --log-interval: loss.item() every 10 batches
 # Ablations: the harness with one technique switched away from its default.
-ABLATIONS = ("channels_last", "dropout", "batchnorm", "threads", "amp", "compile")
+ABLATIONS = ("channels_last", "dropout", "batchnorm", "threads", "amp", "compile", "graphs")
 
 
 def peak_gflops(device: torch.device, dtype: torch.dtype = torch.float32,
@@ -173,5 +173,7 @@ def ablations(names, cfg: Config, device: torch.device, split: Split) -> list[Co
             out.append((f"bf16 autocast {flip(fast.amp)}", {"amp": "off" if fast.amp else "bf16"}))
         elif name == "compile":
             out.append((f"compile {flip(fast.compile)}", {"compile": flip(fast.compile)}))
+        elif name == "graphs" and device.type == "cuda":  # each train() captures anew
+            out.append((f"cuda graphs {flip(fast.graphs)}", {"cuda_graphs": flip(fast.graphs)}))
     return [Contender(label, harness(dataclasses.replace(cfg, **over), split))
             for label, over in out]

@@ -23,8 +23,9 @@ KEYS = ["task", "arch", "epochs", "train_images", "recipe"]
 # other field, today's and any added later, is the recipe: one architecture trained two ways is
 # two rows, and a promoted member's name goes only to the runs of its own recipe.
 NOT_RECIPE = ("task", "model", "epochs", "val_split", "train_subset", "test_subset", "seed",
-              "eval_batch_size", "device", "threads", "channels_last", "compile", "amp",
-              "fast_dropout", "fast_batchnorm", "data_root", "target", "progress", "workers")
+              "eval_batch_size", "device", "threads", "channels_last", "compile", "cuda_graphs",
+              "amp", "fast_dropout", "fast_batchnorm", "data_root", "target", "progress",
+              "workers")
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config) if f.name not in NOT_RECIPE}
 
 

@@ -60,6 +60,7 @@ class Config:
     # Speed (issue 5): "auto" is what measured fastest on the device type (benchmarks speed).
     channels_last: str = "auto"  # auto | on | off: NHWC activations (auto: on, CPU and CUDA)
     compile: str = "auto"  # auto | on | off: torch.compile the model (auto: off, see fast.py)
+    cuda_graphs: str = "auto"  # auto | on | off: each training step a CUDA graph (auto: on)
     amp: str = "auto"  # auto | bf16 | off: bf16 autocast when training (auto: native bf16)
     fast_dropout: str = "auto"  # auto | on | off: dropout masks from geometric gaps (auto: CPU)
     fast_batchnorm: str = "auto"  # auto | on | off: wide-row batch norm, narrow NHWC (auto: CPU)
@@ -101,6 +102,7 @@ class Config:
             (0 <= self.threads <= 1024, "threads must be in [0, 1024] (0: every core)"),
             (self.channels_last in SWITCH, "channels_last must be auto, on or off"),
             (self.compile in SWITCH, "compile must be auto, on or off"),
+            (self.cuda_graphs in SWITCH, "cuda_graphs must be auto, on or off"),
             (self.fast_dropout in SWITCH, "fast_dropout must be auto, on or off"),
             (self.fast_batchnorm in SWITCH, "fast_batchnorm must be auto, on or off"),
             (self.amp in AMP, "amp must be auto, bf16 or off"),

@@ -4,7 +4,7 @@ fastest with `python -m benchmarks speed` (figures and machine: docs/performance
     CPU   every core (one each with --jobs), channels_last, bf16 autocast where the CPU has
           native bf16, geometric-gap dropout masks, wide-row batch norm for narrow layers,
           freed memory kept in the heap (glibc)
-    CUDA  channels_last, bf16 autocast, fused SGD
+    CUDA  channels_last, bf16 autocast, fused SGD, each step replayed as a CUDA graph
     both  no torch.compile unless asked (--compile on)
 """
 
@@ -35,6 +35,7 @@ class Fast:
     channels_last: bool  # NHWC activations: faster convs on CPU (oneDNN) and on tensor cores
     amp: torch.dtype | None  # autocast dtype for the training forward pass (None: fp32)
     compile: bool  # torch.compile the training forward pass
+    graphs: bool  # replay the training step as a CUDA graph (graphs.py)
     threads: int | None  # torch CPU threads while training (None: leave torch's setting)
     geometric_dropout: bool  # RunDropout draws CPU masks from geometric gaps (fast_dropout)
     fast_batchnorm: bool  # nn.BatchNorm2d runs as ChannelsLastBatchNorm2d while training
@@ -52,6 +53,11 @@ def fast_settings(cfg, device: torch.device) -> Fast:
         # Off unless asked: on CPU it measured 0.7x per step plus ~50 s to compile, and on a
         # GPU compiling each new architecture would cost more than a 20-epoch run of it.
         compile=on(cfg.compile, False),
+        # CUDA only, and not compiled (torch.compile has graphs of its own). Channels_last
+        # too: evaluation would otherwise re-lay the weights out (eval_channels_last), moving
+        # them from under the graph.
+        graphs=cuda and on(cfg.cuda_graphs, True) and not on(cfg.compile, False)
+        and on(cfg.channels_last, True),
         threads=cfg.threads or None,  # None: torch's own setting (every core)
         # Both are CPU kernels: elsewhere "on" changes nothing (they fall back to torch's).
         geometric_dropout=cpu and on(cfg.fast_dropout, True),  # 1.04-1.07x the whole step

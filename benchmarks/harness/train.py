@@ -23,6 +23,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
+from . import graphs
 from .data import Data
 from .ema import WeightAverage
 from .fast import Fast, eval_channels_last, fast_model, fast_settings, make_optimizer
@@ -205,7 +206,7 @@ def _train(model, cfg, data, on_epoch, device, fast: Fast) -> dict:
     fmt = torch.channels_last if fast.channels_last else torch.contiguous_format
 
     history, train_seconds, start = [], 0.0, time.perf_counter()
-    evals = {}
+    evals, graph = {}, None  # graph: the captured step (graphs.py), False where that failed
     with progress_bar(cfg.progress) as bar:
         for epoch in range(1, cfg.epochs + 1):
             task = bar.add_task(f"epoch {epoch}/{cfg.epochs}", total=steps, speed="-",
@@ -217,16 +218,20 @@ def _train(model, cfg, data, on_epoch, device, fast: Fast) -> dict:
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.long)
             for i, (x, y) in enumerate(train_split.train_batches(cfg, gen)):
-                with autocast():
-                    out = net(x.contiguous(memory_format=fmt))
-                    loss = loss_fn(out, y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
+                x = x.contiguous(memory_format=fmt)
+                if graph is None and fast.graphs and len(y) == bs:  # once, at the first batch
+                    graph = graphs.capture(model, loss_fn, fast.amp, x, y,
+                                           dropout_generator(model)) or False  # False: failed
+                if graph and len(y) == graph.batch:
+                    batch_loss, hits = graph.replay(x, y)  # gradients rewritten in place
+                else:  # the graph's gradients, if any, stay where its replays write them
+                    opt.zero_grad(set_to_none=not graph)
+                    batch_loss, hits = graphs.eager_step(net, loss_fn, autocast, x, y)
                 opt.step()
                 sched.step()
                 average.update()
-                loss_sum += loss.detach() * len(y)
-                correct += (out.detach().argmax(1) == y).sum()
+                loss_sum += batch_loss
+                correct += hits
                 if cfg.progress:  # host-side text only; the device is never waited for
                     bar.update(task, advance=1,
                                speed=f"{(i + 1) * bs / (time.perf_counter() - t0):,.0f}")
@@ -244,8 +249,16 @@ def _train(model, cfg, data, on_epoch, device, fast: Fast) -> dict:
             show_epoch(bar, task, record, n, epoch_seconds, steps)
             if on_epoch is not None:
                 on_epoch(epoch, record)
+    if graph:  # the gradients live in the graph's memory: let both go
+        model.zero_grad(set_to_none=True)
     return result_dict(history, evals, time.perf_counter() - start, train_seconds,
                        n * cfg.epochs, device)
+
+
+def dropout_generator(model: nn.Module) -> torch.Generator | None:
+    """The generator the model's dropout draws from while training (fast.RunDropout), if any."""
+    return next((m.generator for m in model.modules()
+                 if getattr(m, "generator", None) is not None and m.p > 0), None)
 
 
 def evaluate_splits(model: nn.Module, data: Data, cfg, evals: dict) -> dict:
