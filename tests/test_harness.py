@@ -73,6 +73,9 @@ def test_val_split_holds_out_images(mnist_root, results_dir):
     row = pd.read_csv(runs).iloc[0]
     assert len(json.loads(row.val_acc_per_epoch)) == 2
     assert row.train_images == 800
+    # A selection experiment: the test split is not even loaded, as in the search.
+    assert pd.isna(row.final_test_acc) and pd.isna(row.test_images)
+    assert json.loads(row.test_acc_per_epoch) == []
 
 
 def _copy_mnist(src, dst):

@@ -56,10 +56,12 @@ def main(args: argparse.Namespace) -> int:
     device = resolve_device(base.device)
     jobs = min(resolve_jobs(jobs, device), len(seeds))
     base = for_jobs(base, jobs)
-    data = task.load_data(base, device)
-    held = data.test if data.test is not None else data.val
+    # A run holding out a validation split is a selection experiment (experiments/*.sh): as in
+    # the search, the test split is not even loaded, so no choice can be made on it.
+    data = task.load_data(base, device, with_test=not base.val_split)
+    held, name = (data.test, task.TEST_NAME) if data.test is not None else (data.val, "val")
     console.print(f"{what} on {device}: {len(data.train):,} training images, "
-                  f"{len(held):,} {task.TEST_NAME} images, seeds {seeds}, {base.epochs} epochs"
+                  f"{len(held):,} {name} images, seeds {seeds}, {base.epochs} epochs"
                   + (f", {jobs} seeds at a time" if jobs > 1 else ""), soft_wrap=True)
 
     def run(seed: int, stop) -> dict:
@@ -67,8 +69,9 @@ def main(args: argparse.Namespace) -> int:
                       on_epoch=stop_hook(stop, console if jobs > 1 else None, f"seed {seed}"))
         trained = "" if row["trainable_params"] == row["params"] else \
             f"{row['trainable_params']:,} of "
-        console.print(f"seed {seed}: final {task.TEST_NAME} accuracy "
-                      f"{row['final_test_acc']:.2f}% (max {row['max_test_acc']:.2f}%), "
+        col = "test" if data.test is not None else "val"
+        console.print(f"seed {seed}: final {name} accuracy {row[f'final_{col}_acc']:.2f}% "
+                      f"(max {row[f'max_{col}_acc']:.2f}%), "
                       f"{trained}{row['params']:,} params trained, {row['seconds']:.0f} s, "
                       f"{row['images_per_second']:,.0f} img/s")
         console.print(f"  weights: {row['checkpoint']}", soft_wrap=True)
