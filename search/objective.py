@@ -16,6 +16,7 @@ import optuna
 from torch import nn
 
 from benchmarks.harness.config import Config
+from benchmarks.harness.fast import fast_settings
 from benchmarks.harness.runs import stop_hook
 from benchmarks.harness.train import DivergedError, device_name, resolve_device, seeded
 from benchmarks.tasks import get_task, run_one
@@ -140,6 +141,7 @@ class Objective:
                 trial.set_user_attr("reason", reason)
             trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))
             trial.set_user_attr("device", self.device.type)
-            trial.set_user_attr("device_name", device_name(self.device))
+            trial.set_user_attr("device_name", device_name(self.device,
+                                                           fast_settings(cfg, self.device)))
         acc = trial.user_attrs["val_acc_per_epoch"][-1]  # the row's final_val_acc
         return (acc, params) if self.pareto else acc

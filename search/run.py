@@ -191,8 +191,9 @@ def run(args: argparse.Namespace) -> int:
     reporter = Reporter(study, n_trials=args.n_trials, max_trials=max_trials,
                         timeout=args.timeout, live=not args.no_live, console=console, jobs=jobs)
     objective.reporter = reporter
-    with threads_while(fast_settings(base, objective.device).threads):  # as trials train
-        where = device_name(objective.device)
+    fast = fast_settings(base, objective.device)
+    with threads_while(fast.threads):  # as trials train
+        where = device_name(objective.device, fast)
     console.print(f"study {name} in {safe_url(storage.url)}: {len(study.trials)} trials so far; "
                   f"{args.objective}, {base.epochs} epochs, {len(data.train):,} training / "
                   f"{len(data.val):,} validation images (test set not loaded), "

@@ -107,7 +107,8 @@ def run(mnist_root, tmp_path_factory):
 def test_one_epoch_on_the_cuda_fast_path_writes_its_row(run):
     row, seen, _ = run
     assert_cuda_fast_path(seen)
-    assert row["device"] == "cuda" and row["device_name"] == torch.cuda.get_device_name()
+    assert row["device"] == "cuda"
+    assert row["device_name"] == f"{torch.cuda.get_device_name()}, bf16 autocast"
     assert row["model"] == "plain_7k" and row["params"] == "6570" and row["epochs"] == "1"
     assert row["train_images"] == "10000" and row["test_images"] == "10000"
     assert 30 < float(row["final_test_acc"]) <= 100  # it learned (10% is chance)

@@ -148,6 +148,15 @@ def test_recorded_accuracy_is_what_the_weights_give(tiny, overrides):
     assert loss == loss and loss < 10  # finite
 
 
+@pytest.mark.parametrize("amp, named", [("off", ", fp32, "), ("bf16", ", bf16 autocast, ")])
+def test_a_run_names_the_cpu_and_the_precision_it_trained_in(tiny, amp, named):
+    """amp "auto" is bf16 on a CPU with native bf16 and fp32 elsewhere: the row must say."""
+    cfg, data = tiny
+    result = train(create_model(cfg.model), dataclasses.replace(cfg, amp=amp), data)
+    assert named in result["device_name"], result["device_name"]
+    assert result["device_name"].startswith(train_mod.cpu_model())
+
+
 def test_evaluate_leaves_training_usable(tiny):
     """evaluate() may re-lay the weights out; that must not make them inference tensors."""
     cfg, data = tiny

@@ -13,6 +13,7 @@ per device type from Config's "auto" values to what measured fastest (fast.py).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import platform
 import threading
@@ -67,10 +68,29 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def device_name(device: torch.device) -> str:
+def device_name(device: torch.device, fast: Fast | None = None) -> str:
+    """The device and, given a run's fast path, the precision it trained in: "auto" means
+    bf16 on one CPU kind and fp32 on another (fast.native_bf16), so a row says which it got."""
+    precision = "" if fast is None else (", bf16 autocast" if fast.amp else ", fp32")
     if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.machine()} cpu, {torch.get_num_threads()} threads"
+        return torch.cuda.get_device_name(device) + precision
+    model = cpu_model()
+    return (f"{model + ', ' if model else ''}{platform.machine()} cpu{precision}, "
+            f"{torch.get_num_threads()} threads")
+
+
+@functools.cache
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo; else what platform knows), or ''."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() if platform.processor() != platform.machine() else ""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -252,7 +272,7 @@ def _train(model, cfg, data, on_epoch, device, fast: Fast) -> dict:
     if graph:  # the gradients live in the graph's memory: let both go
         model.zero_grad(set_to_none=True)
     return result_dict(history, evals, time.perf_counter() - start, train_seconds,
-                       n * cfg.epochs, device)
+                       n * cfg.epochs, device, fast)
 
 
 def dropout_generator(model: nn.Module) -> torch.Generator | None:
@@ -282,7 +302,7 @@ def show_epoch(bar: Progress, task, record: dict, n: int, seconds: float, steps:
 
 
 def result_dict(history: list, evals: dict, seconds: float, train_seconds: float,
-                images: int, device: torch.device) -> dict:
+                images: int, device: torch.device, fast: Fast) -> dict:
     return {
         "history": history,
         "val": evals.get("val"),
@@ -291,5 +311,5 @@ def result_dict(history: list, evals: dict, seconds: float, train_seconds: float
         "train_seconds": round(train_seconds, 3),
         "images_per_second": round(images / max(train_seconds, 1e-9), 1),
         "device": device.type,
-        "device_name": device_name(device),
+        "device_name": device_name(device, fast),
     }
