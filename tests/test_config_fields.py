@@ -7,12 +7,13 @@ that is the point, since a field nobody reads is a setting users trust in vain.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 import pytest
 import torch
 
-from benchmarks.harness.config import Config
+from benchmarks.harness.config import Config, add_config_args, field_help
 from benchmarks.harness.data import load_mnist
 from benchmarks.harness.fast import fast_settings
 from benchmarks.harness.train import train
@@ -68,6 +69,16 @@ OTHER = {
     "image_size": "image task: the crop side (tests/test_hymenoptera.py)",
     "workers": "image task: decoding processes",
 }
+
+
+def test_every_field_has_its_flags_help():
+    """--help says what each flag does, from the field's comment in config.py."""
+    assert set(field_help()) == {f.name for f in dataclasses.fields(Config)}
+    p = argparse.ArgumentParser()
+    add_config_args(p)
+    helps = {a.dest: a.help for a in p._actions if a.dest in field_help()}
+    assert helps["target"] == "accuracy (%%) whose first epoch is recorded; default: 99.4"
+    p.format_help()  # a lone % in a comment would make argparse raise here
 
 
 def test_every_field_is_classified():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import math
 import os
 import re
@@ -26,14 +27,14 @@ MODES = ("finetune", "layer2", "layer3", "layer4", "feature")
 
 @dataclass(frozen=True)
 class Config:
-    task: str = "mnist"
+    task: str = "mnist"  # which task trains (benchmarks/tasks): mnist | hymenoptera
     model: str = "plain_7k"  # zoo member name or architecture string
-    epochs: int = 20
-    batch_size: int = 128
+    epochs: int = 20  # passes over the training images
+    batch_size: int = 128  # training images per optimizer step
     lr: float = 0.05  # peak learning rate (SGD, per batch of batch_size)
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 1e-4
+    momentum: float = 0.9  # SGD momentum (cycle_momentum replaces it with its own cycle)
+    nesterov: bool = True  # Nesterov momentum (SGD, when momentum > 0)
+    weight_decay: float = 1e-4  # L2 penalty, applied by the optimizer
     schedule: str = "onecycle"  # onecycle | cosine | constant | step (x gamma every step_size)
     warmup: float = 0.2  # fraction of training spent warming up (onecycle)
     optimizer: str = "sgd"  # sgd | adam (torch's Adam: betas 0.9, 0.999; no momentum, nesterov)
@@ -43,7 +44,7 @@ class Config:
     final_div_factor: float = 200.0  # onecycle: the last one is starting lr / final_div_factor
     anneal: str = "linear"  # onecycle: linear | cos, the shape of the rise and of the fall
     cycle_momentum: bool = False  # onecycle: momentum 0.95 -> 0.85 -> 0.95, as torch's default
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.0  # cross-entropy's: the target keeps 1 - this much mass
     rotate: float = 7.0  # augmentation: max rotation, degrees
     translate: float = 0.08  # augmentation: max shift, fraction of the image side
     scale: float = 0.0  # augmentation: max zoom, fraction (0.1: 0.9x to 1.1x); 0: off
@@ -54,7 +55,7 @@ class Config:
     train_subset: int = 0  # use only the first N training images (0: all); for smoke runs
     test_subset: int = 0  # evaluate on the first N test images (0: all); for smoke runs
     eval_batch_size: int = 2000  # evaluation needs no gradients, so bigger batches are free
-    seed: int = 1
+    seed: int = 1  # initial weights, shuffling, augmentation and dropout draws
     device: str = "auto"  # auto picks cuda, then cpu
     threads: int = 0  # CPU threads in training (0: every core; 1 each with --jobs; fast.py)
     # Speed (issue 5): "auto" is what measured fastest on the device type (benchmarks speed).
@@ -179,10 +180,24 @@ def add_config_args(parser: argparse.ArgumentParser, skip: tuple[str, ...] = (),
         if f.name in skip:
             continue
         kind = hints[f.name]
+        what = field_help().get(f.name, "").replace("%", "%%")  # argparse formats help with %
         parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None,
                             type=_parse_bool if kind is bool else kind,
                             metavar=kind.__name__.upper(),
-                            help=f"default: {defaults.get(f.name, f.default)!r}")
+                            help=f"{what + '; ' if what else ''}"
+                                 f"default: {defaults.get(f.name, f.default)!r}")
+
+
+FIELD_COMMENT = re.compile(r"^    (\w+): [^#]+#\s*(.+)$")
+
+
+def field_help() -> dict[str, str]:
+    """Each Config field's trailing comment above, as its flag's help: one place says it."""
+    try:
+        source = inspect.getsource(Config).partition("def __post_init__")[0]
+    except (OSError, TypeError):  # no source shipped (a frozen build): defaults only
+        return {}
+    return {m[1]: m[2].strip() for m in map(FIELD_COMMENT.match, source.splitlines()) if m}
 
 
 def task_config(task: str = "mnist", **values) -> Config:
