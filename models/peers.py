@@ -109,3 +109,24 @@ def peer_minakshi_6k():
                     translate=0.05, scale=0.02),
         source="minakshimathpal/Full_Stack_AI Assignment_7/model_3.ipynb",
         claim="99.44% at epoch 15 (99.48% best, >= 99.4 from epoch 12)")
+
+
+# deepanshudashora/ERAV1, session7/Module 3 (Final Results)/Best_with_reduced_param/model.py,
+# its notebook S7_Reduced_param_99.4.ipynb and session7/README.md ("Final Submission"): 6,084
+# params, claimed 99.45% (the best epochs, 13 and 14 of 15; its log's epoch 15: 99.39%).
+# Bias-free conv -> ReLU -> BN throughout (Dropout(0.0)), two bias-free 1x1 squeezes 10 -> 8 -> 4
+# after the pool, AvgPool 4x4 (= GAP), then a bias-free 1x1 conv 16 -> 10 (= a bias-free
+# linear, fcn). Recipe: SGD(lr 0.01, momentum 0.9), StepLR(6 epochs, 0.3), batch 64, 15 epochs,
+# RandomRotation(5). Not exact here: a tenth of its training images are also center-cropped to
+# 24 and resized back to 28 (a 1.17x zoom), which this harness's uniform zoom cannot copy, and
+# its rotation comes after Normalize, so the corners it fills are the mean grey, not black.
+@register
+def peer_deepanshu_6k():
+    return dict(
+        family="handmade", arch="v4a-v10a-p-t8a-t4a-v10a-v16a-v12a-v16a-gap-fcn|do0",
+        recipe=dict(epochs=15, batch_size=64, optimizer="sgd", lr=0.01, momentum=0.9,
+                    nesterov=False, weight_decay=0.0, schedule="step", step_size=6, gamma=0.3,
+                    label_smoothing=0.0, rotate=5.0, translate=0.0),
+        source="deepanshudashora/ERAV1 session7/Module 3 (Final Results)/"
+               "Best_with_reduced_param/model.py",
+        claim="99.45% best (epochs 13-14; 99.39% at epoch 15)")

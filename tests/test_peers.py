@@ -19,6 +19,7 @@ PEERS = {
     "peer_nitinvig_7k": ("v10ab-v10ab-v20ab-p-t10a-v10ab-v10ab-v20ab-t10a-gap|do0", 7_070),
     "peer_snehanshu_8k": ("c10-c10-c10-p-v16-v16-v8-v8-t8-t16-gap-fcn|do0", 7_918),
     "peer_ram_9k": ("v4-v4-v8-p-t8-v16-v16-c16-c16-t10n-gap|do0.05", 8_932),
+    "peer_deepanshu_6k": ("v4a-v10a-p-t8a-t4a-v10a-v16a-v12a-v16a-gap-fcn|do0", 6_084),
 }
 
 
