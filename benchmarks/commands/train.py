@@ -59,7 +59,9 @@ def main(args: argparse.Namespace) -> int:
     # A run holding out a validation split is a selection experiment (experiments/*.sh): as in
     # the search, the test split is not even loaded, so no choice can be made on it.
     data = task.load_data(base, device, with_test=not base.val_split)
-    held, name = (data.test, task.TEST_NAME) if data.test is not None else (data.val, "val")
+    # What the rows' test columns hold (ants/bees: its val folder), else the validation split.
+    held, name, col = (data.test, task.TEST_NAME, "test") if data.test is not None else \
+        (data.val, "val", "val")
     console.print(f"{what} on {device}: {len(data.train):,} training images, "
                   f"{len(held):,} {name} images, seeds {seeds}, {base.epochs} epochs"
                   + (f", {jobs} seeds at a time" if jobs > 1 else ""), soft_wrap=True)
@@ -69,7 +71,6 @@ def main(args: argparse.Namespace) -> int:
                       on_epoch=stop_hook(stop, console if jobs > 1 else None, f"seed {seed}"))
         trained = "" if row["trainable_params"] == row["params"] else \
             f"{row['trainable_params']:,} of "
-        col = "test" if data.test is not None else "val"
         console.print(f"seed {seed}: final {name} accuracy {row[f'final_{col}_acc']:.2f}% "
                       f"(max {row[f'max_{col}_acc']:.2f}%), "
                       f"{trained}{row['params']:,} params trained, {row['seconds']:.0f} s, "

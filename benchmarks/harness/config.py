@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import inspect
 import math
 import os
@@ -191,6 +192,7 @@ def add_config_args(parser: argparse.ArgumentParser, skip: tuple[str, ...] = (),
 FIELD_COMMENT = re.compile(r"^    (\w+): [^#]+#\s*(.+)$")
 
 
+@functools.cache  # parsed once per process, not once per flag of every subcommand
 def field_help() -> dict[str, str]:
     """Each Config field's trailing comment above, as its flag's help: one place says it."""
     try:

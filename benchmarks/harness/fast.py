@@ -47,17 +47,17 @@ def fast_settings(cfg, device: torch.device) -> Fast:
     cuda, cpu = device.type == "cuda", device.type == "cpu"
     on = lambda value, auto: auto if value == "auto" else value == "on"  # noqa: E731
     amp = cfg.amp if cfg.amp != "auto" else ("bf16" if native_bf16(device) else "off")
+    channels_last, compiled = on(cfg.channels_last, cuda or cpu), on(cfg.compile, False)
     return Fast(
-        channels_last=on(cfg.channels_last, cuda or cpu),
+        channels_last=channels_last,
         amp=torch.bfloat16 if amp == "bf16" else None,
         # Off unless asked: on CPU it measured 0.7x per step plus ~50 s to compile, and on a
         # GPU compiling each new architecture would cost more than a 20-epoch run of it.
-        compile=on(cfg.compile, False),
+        compile=compiled,
         # CUDA only, and not compiled (torch.compile has graphs of its own). Channels_last
         # too: evaluation would otherwise re-lay the weights out (eval_channels_last), moving
         # them from under the graph.
-        graphs=cuda and on(cfg.cuda_graphs, True) and not on(cfg.compile, False)
-        and on(cfg.channels_last, True),
+        graphs=cuda and on(cfg.cuda_graphs, True) and channels_last and not compiled,
         threads=cfg.threads or None,  # None: torch's own setting (every core)
         # Both are CPU kernels: elsewhere "on" changes nothing (they fall back to torch's).
         geometric_dropout=cpu and on(cfg.fast_dropout, True),  # 1.04-1.07x the whole step
