@@ -61,6 +61,12 @@ def test_ablation_table_compares_each_variant_with_its_parent_seed_by_seed(tmp_p
     pd.DataFrame(rows).to_csv(tmp_path / "ablation.csv", index=False)
     lines = ablation_table(tmp_path, "ablation").splitlines()
     assert any(line.startswith("| model b | reference | 1 |") for line in lines)
+    # Two fields changed at once, with neither alone run: compared with the reference.
+    rows.append({**rows[0], "seed": 2, "final_val_acc": 99.30,
+                 "config": json.dumps({**base, "ema": 0.5, "shear": 20.0, "seed": 2})})
+    pd.DataFrame(rows).to_csv(tmp_path / "ablation.csv", index=False)
+    lines = ablation_table(tmp_path, "ablation").splitlines()
+    assert "| ema 0.5, shear 20.0 | reference | 1 | 2: 99.30 | 99.30 | -0.220 | 0 of 1 |" in lines
     assert lines[-1].startswith("Reference model `a`, 20 epochs")
 
 

@@ -166,9 +166,10 @@ def _reference(values: list):
 
 def ablation_table(results: Path, name: str) -> str:
     """One-factor-at-a-time runs (results/NAME.csv, e.g. experiments/recipe-6k.sh's): each
-    variant is the set of Config fields that differ from the most common settings; it is compared,
-    seed by seed, with its parent, the variant with one field fewer. Validation accuracy only:
-    this is how a recipe is chosen, and the test split must not choose."""
+    variant is the set of Config fields that differ from the most common settings; it is
+    compared, seed by seed, with its parent, the variant with the most of its changes and no
+    other. Validation accuracy only: this is how a recipe is chosen, and the test split must
+    not choose."""
     runs = pd.read_csv(results / f"{name or 'ablation'}.csv")
     cfg = runs.config.map(json.loads)
     # The reference: each field's most common value over the runs, so it does not depend on
@@ -181,8 +182,10 @@ def ablation_table(results: Path, name: str) -> str:
     accs = {ch: g.groupby("seed").final_val_acc.last() for ch, g in groups}  # a rerun: its last
     rows = []
     for changes, acc in accs.items():
-        parent = next((p for p in accs if len(p) == len(changes) - 1 and set(p) < set(changes)),
-                      None)
+        # A variant that changes several fields at once (a schedule, a set of augmentations)
+        # is compared with the nearest run variant whose changes it all makes: the reference,
+        # unless a variant with some of them was run too.
+        parent = max((p for p in accs if set(p) < set(changes)), key=len, default=None)
         diff, wins = "-", "-"
         if parent is not None:
             paired = (acc - accs[parent]).dropna()
