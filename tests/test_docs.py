@@ -102,3 +102,30 @@ def test_found_by_reads_the_confirmed_trial_from_a_row_source():
 
     assert found_by("search confirm mnist-under4k:0") == "mnist-under4k:0"
     assert found_by("benchmarks mnist") is None and found_by(float("nan")) is None
+
+
+def test_peers_table_splits_a_peers_runs_by_recipe(tmp_path):
+    import dataclasses
+    import json
+
+    import pandas as pd
+
+    from benchmarks.commands.docs import PEER_RECIPE, peers_table
+    from benchmarks.harness.config import Config
+    from models import arch_of, recipe_of
+
+    name = "peer_minakshi_6k"
+
+    def run(recipe: dict, seed: int, acc: float, **flags) -> dict:
+        cfg = Config(**{"epochs": 20, **recipe, **flags, "model": name, "seed": seed})
+        return {"arch": arch_of(name), "train_images": 60_000, "epochs": cfg.epochs,
+                "seed": seed, "final_test_acc": acc,
+                "config": json.dumps(dataclasses.asdict(cfg))}
+    own, ours = recipe_of(name), recipe_of(PEER_RECIPE)
+    pd.DataFrame([run(own, 2, 99.30), run(own, 1, 99.50), run(ours, 1, 99.45),
+                  run(ours, 2, 99.35), run(ours, 3, 99.20, lr=0.2),  # another recipe: neither
+                  run(own, 3, 99.10, epochs=20)]  # its recipe at 20 epochs: neither either
+                 ).to_csv(tmp_path / "runs.csv", index=False)
+    row = next(line for line in peers_table(tmp_path).splitlines() if f"`{name}`" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[4:] == [str(own["epochs"]), "2", "99.40", "99.30", "1 of 2", "99.40, 1 of 2"]
