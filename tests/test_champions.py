@@ -135,3 +135,29 @@ def test_one_architecture_trained_two_ways_is_two_rows_and_the_name_goes_to_its_
     assert board.loc[2, "model"] == name and board.loc[2, "mean_test_acc"] == 99.45
     assert board.loc[1, "model"] == arch_of(name)  # not its recipe: not the member
     assert recipe_key({"ema": 0.0}) == recipe_key({})  # a field older than the row: default
+
+
+def test_a_members_layout_with_another_members_recipe_is_named_by_both():
+    import dataclasses
+    import json
+
+    from benchmarks.commands.leaderboard import describe
+    from benchmarks.harness.config import Config
+
+    peer, recipe = "peer_minakshi_6k", "nas_plain_5k"
+
+    def row(seed, **settings):
+        cfg = Config(**{**settings, "model": peer, "seed": seed})
+        return {"task": "mnist", "arch": arch_of(peer), "epochs": cfg.epochs,
+                "train_images": 60_000, "model": peer, "family": "handmade", "params": 5797,
+                "macs": 1, "seed": seed, "final_test_acc": 99.4, "max_test_acc": 99.4,
+                "seconds": 1.0, "device_name": "cpu", "timestamp": f"2026-01-0{seed}",
+                "source": "benchmarks mnist", "config": json.dumps(dataclasses.asdict(cfg))}
+    # Its own recipe (15 epochs); the champion's at 20 epochs; its own recipe at 20 epochs.
+    runs = pd.DataFrame([row(1, **recipe_of(peer)), row(2, **recipe_of(recipe), epochs=20),
+                         row(3, **{**recipe_of(peer), "epochs": 20})])
+    board = leaderboard(runs).set_index("seed_list")
+    assert board.loc["1", "model"] == peer
+    assert board.loc["2", "model"] == board.loc["3", "model"] == arch_of(peer)
+    assert describe(board.loc["2"]) == f"{peer}'s layout, {recipe}'s recipe"
+    assert describe(board.loc["3"]) == f"{peer}'s layout, another recipe"

@@ -28,7 +28,7 @@ from models import UserError, count_params, create_model, list_models, recipe_of
 from models.registry import BUDGET, CLAIMS, FOUND_BY, SOURCES, arch_of
 
 from ..harness import results as results_mod
-from .leaderboard import champions, found_by, recipe_key, zoo_task
+from .leaderboard import champions, describe, recipe_key, trained_with, zoo_task
 
 FILES = ("README.md", "docs/performance.md", "docs/champions.md")
 BLOCK = re.compile(r"(<!-- table: ([\w-]+) ?([\w.-]*) -->\n)(.*?)(<!-- end table -->)", re.S)
@@ -63,7 +63,8 @@ def champions_table(results: Path, _: str = "") -> str:
             continue
         rows.append([role, f"`{r.model}`", f"{int(r.params):,}", r.test_accs,
                      _pct(r.mean_test_acc), _pct(r.min_test_acc),
-                     FOUND_BY.get(r.model, "hand-made")])
+                     FOUND_BY.get(r.model) or ("hand-made" if r.model in list_models()
+                                               else describe(r))])
     return _md(["champion", "zoo member", "params", "test acc per run, seed order (epoch 20)",
                 "mean", "min", "found by (study:trial)"], rows, "llrlrrl")
 
@@ -71,9 +72,9 @@ def champions_table(results: Path, _: str = "") -> str:
 def leaderboard_table(results: Path, _: str = "") -> str:
     board = _proven(results).sort_values(["params", "mean_test_acc"], ascending=[True, False],
                                          kind="stable")  # a tie in size: best first
-    # A model not in the zoo is named by its string and, when a study found it, its trial.
-    rows = [[f"`{r.model}`" if r.model in list_models() else f"`{r.arch}` "
-             f"({found_by(r.source) or r.source})", f"{int(r.params):,}",
+    # A model not in the zoo is named by its string and what it is (leaderboard.describe).
+    rows = [[f"`{r.model}`" if r.model in list_models() else f"`{r.arch}` ({describe(r)})",
+             f"{int(r.params):,}",
              r.seed_list, int(r.runs), _pct(r.mean_test_acc), _pct(r.min_test_acc),
              "yes" if r.min_test_acc >= TARGET else "no"] for r in board.itertuples()]
     return _md(["model", "params", "seeds", "runs", "mean", "min", "all >= 99.4"], rows,
@@ -92,8 +93,11 @@ def peers_table(results: Path, _: str = "") -> str:
     counts = {name: count_params(create_model(name)) for name in SOURCES}  # built once each
     for name in sorted(SOURCES, key=counts.get):
         mine = runs[runs.arch == arch_of(name)]
-        accs = list(mine[trained_with(mine, recipe_of(name))].sort_values("seed").final_test_acc)
-        ours = mine[trained_with(mine, {**recipe_of(PEER_RECIPE), "epochs": 20})].final_test_acc
+        keys = [recipe_key(c) for c in mine.config]
+        own = [trained_with(name, k, e) for k, e in zip(keys, mine.epochs)]
+        accs = list(mine[own].sort_values("seed").final_test_acc)
+        ours = mine[[e == 20 and trained_with(PEER_RECIPE, k, e)
+                     for k, e in zip(keys, mine.epochs)]].final_test_acc
         rows.append([f"`{name}`", f"{counts[name]:,}", SOURCES[name],
                      CLAIMS.get(name, "-"), recipe_of(name).get("epochs", 20), len(accs),
                      _pct(sum(accs) / len(accs)) if accs else "-",
@@ -104,14 +108,6 @@ def peers_table(results: Path, _: str = "") -> str:
     return _md(["peer", "params", "source (GitHub repository, file)", "claimed (one run, test)",
                 "epochs", "seeds", "measured mean", "min", "seeds >= 99.4",
                 f"{PEER_RECIPE}'s recipe, 20 epochs: mean, >= 99.4"], rows, "lrllrrrrrr")
-
-
-def trained_with(runs: pd.DataFrame, recipe: dict) -> pd.Series:
-    """Which runs trained with `recipe` (a member's: its fields, and its epochs, 20 if none)."""
-    epochs, fields = recipe.get("epochs", 20), {k: v for k, v in recipe.items() if k != "epochs"}
-    same = [all(json.loads(recipe_key(c)).get(f) == v for f, v in fields.items())
-            for c in runs.config]
-    return (runs.epochs == epochs) & pd.Series(same, index=runs.index, dtype=bool)
 
 
 def speed_table(results: Path, _: str = "") -> str:

@@ -36,10 +36,30 @@ def recipe_key(config: str | dict) -> str:
     return json.dumps({k: config.get(k, d) for k, d in _DEFAULTS.items()}, sort_keys=True)
 
 
-def _own_recipe(name: str, key: str) -> bool:
-    """Whether a recipe key is a zoo member's: hand-made members have none, so any."""
-    recipe = json.loads(key)
-    return all(recipe.get(k) == v for k, v in recipe_of(name).items())
+def trained_with(name: str, key: str, epochs: int) -> bool:
+    """Whether a run of this recipe key and epoch count trained with a zoo member's recipe (a
+    hand-made member has none: any; a peer's names its epochs: those)."""
+    recipe, key = dict(recipe_of(name)), json.loads(key)
+    own_epochs = recipe.pop("epochs", epochs)
+    return own_epochs == epochs and all(key.get(k) == v for k, v in recipe.items())
+
+
+def recipe_owner(key: str, epochs: int) -> str | None:
+    """The zoo member (with a recipe of its own) whose recipe a run trained with, if any."""
+    return next((m for m in list_models() if recipe_of(m) and trained_with(m, key, epochs)),
+                None)
+
+
+def describe(row) -> str:
+    """What a leaderboard row that is no zoo member is: the study:trial a search confirmed, a
+    member's architecture with another member's recipe, or the command that ran it."""
+    if found_by(row.source):
+        return found_by(row.source)
+    layout = {arch_of(m): m for m in list_models()}.get(row.arch)
+    if layout is not None:
+        owner = recipe_owner(row.recipe, row.epochs)
+        return f"{layout}'s layout, {owner + chr(39) + 's' if owner else 'another'} recipe"
+    return str(row.source)
 
 
 def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
@@ -65,10 +85,12 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
         board[col] = board[col].round(4)
     board["mean_seconds"] = board["mean_seconds"].round(1)
     # Search-confirmed rows carry the bare architecture string; show the zoo name it has now.
+    # A member's name goes only to runs of its own recipe: trained otherwise, a member's
+    # architecture is its string (a run of `--model peer_x --recipe nas_plain_5k` included).
     members = {arch_of(m): m for m in list_models()}
-    named = [members.get(a) if _own_recipe(members.get(a, ""), r) else None
-             for a, r in zip(board.arch, board.recipe)]
-    board["model"] = pd.Series(named, index=board.index).fillna(board["model"])
+    board["model"] = [model if m is None else m if trained_with(m, r, e) else a
+                      for a, r, e, model, m in zip(board.arch, board.recipe, board.epochs,
+                                                   board.model, map(members.get, board.arch))]
     board = board.sort_values(["task", "mean_test_acc", "params"], ascending=[True, False, True])
     return board.reset_index(drop=True)
 
