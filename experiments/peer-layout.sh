@@ -3,7 +3,7 @@
 # padded conv, activation before batch norm, a linear head after GAP) reached 99.4% on 4 of 5
 # test seeds with its own recipe, and well above it with nas_plain_5k's (the peers table). Does
 # the layout, narrowed to 4,338-4,702 params, hold up on validation with that recipe? The peer
-# itself is the reference. Paired seeds, validation split only; rows in
+# itself is measured alongside. Paired seeds, validation split only; rows in
 # results/peer-layout.csv, the `ablation peer-layout` table in docs/champions.md.
 #   usage: experiments/peer-layout.sh [SEEDS...]   (default 1; see ablate.sh for JOBS, EXTRA)
 set -euo pipefail

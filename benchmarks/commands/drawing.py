@@ -32,7 +32,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from ..harness.data import MEAN, STD, Split  # noqa: E402
 from .labels import label_points  # noqa: E402
-from .leaderboard import found_by  # noqa: E402
+from .leaderboard import describe, found_by  # noqa: E402
 
 DPI = 100  # the PNGs are committed: keep them small
 
@@ -253,10 +253,13 @@ def plot_params_vs_accuracy(board: pd.DataFrame, path: Path, target: float = 99.
 
 
 def _point_name(row) -> str:
-    """A zoo member's name; else the study trial that found the architecture, if any."""
+    """A zoo member's name; else the study trial that found the architecture, or the member
+    whose layout it is, with whose recipe."""
     if "|" not in str(row.model):
         return str(row.model)
-    return found_by(getattr(row, "source", "")) or "unnamed"
+    if found_by(getattr(row, "source", "")):
+        return found_by(row.source)
+    return describe(row) if hasattr(row, "recipe") else "unnamed"
 
 
 @torch.no_grad()
