@@ -94,10 +94,11 @@ def peers_table(results: Path, _: str = "") -> str:
     for name in sorted(SOURCES, key=counts.get):
         mine = runs[runs.arch == arch_of(name)]
         keys = [recipe_key(c) for c in mine.config]
+        # .loc: a list of no booleans (a peer never run) must select no rows, not no columns.
         own = [trained_with(name, k, e) for k, e in zip(keys, mine.epochs)]
-        accs = list(mine[own].sort_values("seed").final_test_acc)
-        ours = mine[[e == 20 and trained_with(PEER_RECIPE, k, e)
-                     for k, e in zip(keys, mine.epochs)]].final_test_acc
+        accs = list(mine.loc[own].sort_values("seed").final_test_acc)
+        ours = mine.loc[[e == 20 and trained_with(PEER_RECIPE, k, e)
+                         for k, e in zip(keys, mine.epochs)]].final_test_acc
         rows.append([f"`{name}`", f"{counts[name]:,}", SOURCES[name],
                      CLAIMS.get(name, "-"), recipe_of(name).get("epochs", 20), len(accs),
                      _pct(sum(accs) / len(accs)) if accs else "-",
