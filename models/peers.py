@@ -130,3 +130,15 @@ def peer_deepanshu_6k():
         source="deepanshudashora/ERAV1 session7/Module 3 (Final Results)/"
                "Best_with_reduced_param/model.py",
         claim="99.45% best (epochs 13-14; 99.39% at epoch 15)")
+
+
+# Not published: peer_minakshi_6k's layout narrowed here (its 10- and 15-channel convs to 8 and
+# 12), trained with nas_plain_5k's recipe, with which the peer itself reached 99.4% on all five
+# test seeds. experiments/peer-layout.sh scored it on validation seed 1 (99.31%, the peer 99.33%);
+# its test runs are the rows of this architecture in results/runs.csv.
+@register
+def twopool_4k():
+    from .champions import nas_plain_5k  # the recipe, read from the member, not copied
+
+    return dict(family="handmade", arch="v8a-v8a-p-v12a-c12a-p-v12a-gap-fc|do0.01",
+                recipe=nas_plain_5k()["recipe"])
