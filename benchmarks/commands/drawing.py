@@ -257,9 +257,9 @@ def _point_name(row) -> str:
     whose layout it is, with whose recipe."""
     if "|" not in str(row.model):
         return str(row.model)
-    if found_by(getattr(row, "source", "")):
-        return found_by(row.source)
-    return describe(row) if hasattr(row, "recipe") else "unnamed"
+    if hasattr(row, "recipe"):  # a leaderboard row: describe() tries the study trial first
+        return describe(row)
+    return found_by(getattr(row, "source", "")) or "unnamed"
 
 
 @torch.no_grad()

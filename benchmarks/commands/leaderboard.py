@@ -58,7 +58,7 @@ def describe(row) -> str:
     layout = {arch_of(m): m for m in list_models()}.get(row.arch)
     if layout is not None:
         owner = recipe_owner(row.recipe, row.epochs)
-        return f"{layout}'s layout, {owner + chr(39) + 's' if owner else 'another'} recipe"
+        return f"{layout}'s layout, " + (f"{owner}'s recipe" if owner else "another recipe")
     return str(row.source)
 
 
