@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The fresh-seed certificate: a champion chosen on seeds 1-10 is trained once on seeds 11-20,
+# which took no part in any choice, with its own recipe (20 epochs, all 60,000 training images,
+# test split read at the last epoch). Resumable: a seed that already has a row of that kind in
+# $RESULTS is skipped, so the same command continues after an interruption. One run at a time
+# (JOBS=2 for two), one thread each; rows land in results/runs.csv as each seed ends.
+#   usage: experiments/fresh-seeds.sh MEMBER [SEEDS...]   (default seeds 11-20)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+RESULTS=${RESULTS:-results/runs.csv}
+member=$1; shift
+seeds=${*:-11 12 13 14 15 16 17 18 19 20}
+todo=$("$PY" - "$RESULTS" "$member" $seeds <<'PY'
+import csv, sys
+path, member, *seeds = sys.argv[1:]
+try:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        done = {r["seed"] for r in csv.DictReader(f)
+                if r["model"] == member and r["epochs"] == "20" and r["train_images"] == "60000"}
+except FileNotFoundError:
+    done = set()
+print(" ".join(s for s in seeds if s not in done))
+PY
+)
+echo "fresh seeds of $member still to run: ${todo:-none}"
+failed=0
+for seed in $todo; do
+  while (( $(jobs -rp | wc -l) >= ${JOBS:-1} )); do wait -n || failed=1; done
+  "$PY" -m benchmarks mnist --model "$member" --seeds "$seed" --epochs 20 --threads 1 \
+    --progress false --results "$RESULTS" &
+done
+while (( $(jobs -rp | wc -l) > 0 )); do wait -n || failed=1; done
+exit $failed
