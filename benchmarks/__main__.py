@@ -1,16 +1,17 @@
-"""python -m benchmarks {mnist,hymenoptera,leaderboard,evaluate,plots,speed,docs}: the harness's
-command line. One subcommand per registered task trains it; the rest read what runs wrote."""
+"""python -m benchmarks {mnist,hymenoptera,leaderboard,evaluate,plots,speed,docs,clean}: the
+harness's command line. One subcommand per registered task trains it; the rest read what runs
+wrote."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from .commands import docs, evaluate, leaderboard, plots, speed, train
+from .commands import clean, docs, evaluate, leaderboard, plots, speed, train
 from .harness.runs import run_command
 
 # Each command module has add_parser(subparsers), which sets func(args) -> exit code.
-COMMANDS = [train, leaderboard, evaluate, plots, speed, docs]
+COMMANDS = [train, leaderboard, evaluate, plots, speed, docs, clean]
 
 
 def main(argv: list[str] | None = None) -> int:

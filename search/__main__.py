@@ -19,6 +19,7 @@ from pathlib import Path
 from benchmarks.harness.config import Config, add_config_args
 from benchmarks.harness.runs import (
     add_jobs_arg,
+    distinct_seeds,
     parse_jobs,
     run_command,
 )
@@ -146,11 +147,12 @@ def run_confirm(args: argparse.Namespace) -> int:
     check_study_name(args.study)
     check_positive("top", args.top)
     check_seeds("--seeds", args.seeds)
+    seeds = distinct_seeds(args.seeds, lambda line: print(line, file=sys.stderr))
     jobs = parse_jobs(args.jobs)
     overrides = {f: getattr(args, f) for f in CONFIRM_FIELDS if getattr(args, f) is not None}
     Config(**overrides)  # check the options before any training
     study = load_study(open_storage(args.storage, create=False), args.study)
-    confirm(study, args.top, args.seeds, overrides, numbers=args.trials, jobs=jobs)
+    confirm(study, args.top, seeds, overrides, numbers=args.trials, jobs=jobs)
     return 0
 
 

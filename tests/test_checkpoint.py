@@ -10,10 +10,11 @@ import torch
 from benchmarks.harness.checkpoint import (
     BestWeights,
     CheckpointError,
+    commit_run,
     read_sidecar,
     run_stem,
-    save_run,
 )
+from benchmarks.harness.checkpoint import save_run as save_partial
 from benchmarks.tasks import load_checkpoint as load
 from models import UserError, build
 
@@ -40,6 +41,13 @@ def _row(arch: str = ARCH) -> dict:
             "params": 6570, "timestamp": "2025-01-02T03:04:05+00:00", "final_test_acc": 59.0,
             "config": json.dumps({"task": "mnist", "model": arch, "epochs": 2}),
             "_result": {"history": history, "test": {"acc": 59.0}}, "_model": object()}
+
+
+def save_run(*args, **kwargs) -> dict:
+    """A run's save as it ends when its row is written: saved, then given its final names."""
+    paths = save_partial(*args, **kwargs)
+    commit_run(paths)
+    return paths
 
 
 def test_roundtrip_is_exact_and_sidecar_holds_the_row(tmp_path):
@@ -127,6 +135,13 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
     sidecar = tmp_path / (path.rsplit("/", 1)[1].replace(".safetensors", ".json"))
     side = json.loads(sidecar.read_text())
     sidecar.write_text(json.dumps({**side, "arch": OTHER}))
+    # The weights name their architecture: the sidecar's other one is refused before loading.
+    with pytest.raises(UserError, match="belongs to another run") as e:
+        load(path)
+    assert str(sidecar) in str(e.value) and OTHER in str(e.value) and ARCH in str(e.value)
+    # Weights without that metadata are refused by their shapes.
+    from safetensors.torch import load_file, save_file
+    save_file(load_file(path), path)
     with pytest.raises(UserError, match="do not fit the architecture") as e:
         load(path)
     assert path in str(e.value) and OTHER in str(e.value) and "shape" in str(e.value)

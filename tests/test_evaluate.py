@@ -85,7 +85,8 @@ def test_bad_checkpoints_exit_2_naming_the_file(run, tmp_path, capsys):
     side = json.loads(open(src.replace(".safetensors", ".json")).read())
     (tmp_path / "copy.json").write_text(json.dumps({**side, "arch": "v8-v8-t10-gap|do0"}))
     code, _, err = _evaluate(capsys, "--checkpoint", weights)
-    assert code == 2 and "copy.safetensors" in err and "do not fit" in err
+    # The weights say which network they are: a sidecar naming another is refused.
+    assert code == 2 and "copy.safetensors" in err and "belongs to another run" in err
 
     (tmp_path / "copy.json").write_text(json.dumps(side))
     weights.write_bytes(open(src, "rb").read()[:1000])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -24,11 +25,14 @@ from ..tasks import get_task, load_checkpoint
 
 
 def config_of(side: dict, **overrides) -> Config:
-    """The run's Config from its sidecar; fields this version no longer has are dropped."""
-    saved = side.get("config")
-    saved = json.loads(saved) if isinstance(saved, str) else dict(saved or {})
+    """The run's Config from its sidecar (read_sidecar checked it is a JSON object); fields this
+    version no longer has are dropped."""
+    saved = side.get("config") or {}
     known = {f.name for f in dataclasses.fields(Config)}
-    return Config(**{**{k: v for k, v in saved.items() if k in known}, **overrides})
+    try:
+        return Config(**{**{k: v for k, v in saved.items() if k in known}, **overrides})
+    except UserError as e:
+        raise UserError(f"the checkpoint's sidecar holds an {e}") from None
 
 
 def default_device(side: dict) -> str:
@@ -56,6 +60,10 @@ def evaluate_checkpoint(path: Path | str, split: str = "test", device: str | Non
     model, side = load_checkpoint(path, "cpu")
     dev = resolve_device(device or default_device(side))
     data, cfg = load_split(side, split, dev, data_root)
+    outputs = output_width(model)
+    if outputs is not None and outputs != data.num_classes:
+        raise UserError(f"{path}: the model tells {outputs} classes apart, the {split} data has "
+                        f"{data.num_classes}; it was trained on other classes")
     metrics = evaluate(model.to(dev), data, cfg.eval_batch_size)
     recorded = (side.get("recorded") or {}).get(f"{split}_acc")
     return {
@@ -69,6 +77,19 @@ def evaluate_checkpoint(path: Path | str, split: str = "test", device: str | Non
         "recorded_device": side.get("device_name"), "device": str(dev),
         "classes": getattr(data, "classes", None) or [str(i) for i in range(data.num_classes)],
     }
+
+
+def output_width(model: torch.nn.Module) -> int | None:
+    """How many classes the network outputs: its last layer with weights (a linear or 1x1 head,
+    a bare classifier conv, or the BatchNorm after the last conv)."""
+    last = next((m for m in reversed(list(model.modules()))
+                 if isinstance(m, torch.nn.Linear | torch.nn.Conv2d | torch.nn.BatchNorm2d)),
+                None)
+    if isinstance(last, torch.nn.Linear):
+        return last.out_features
+    if isinstance(last, torch.nn.Conv2d):
+        return last.out_channels
+    return None if last is None else last.num_features
 
 
 def print_report(r: dict, console: Console | None = None) -> None:
@@ -120,7 +141,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
+def check_json_target(path: Path) -> None:
+    """--json must name a file that can be written, checked before the evaluation runs."""
+    if path.is_dir():
+        raise UserError(f"invalid option: --json {path} is a folder; give a file name, e.g. "
+                        f"{path / 'evaluation.json'}")
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"invalid option: --json {path}: cannot write there ({parent} is not "
+                        "a writable folder)")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserError(f"invalid option: --json {path} is not writable")
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.json:
+        check_json_target(args.json)
     r = evaluate_checkpoint(args.checkpoint, args.split, args.device, args.data_root)
     print_report(r)
     if args.json:

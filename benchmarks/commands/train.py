@@ -17,6 +17,7 @@ from ..harness.config import add_config_args, config_from_args
 from ..harness.results import check_target
 from ..harness.runs import (
     add_jobs_arg,
+    distinct_seeds,
     for_jobs,
     parse_jobs,
     resolve_jobs,
@@ -49,7 +50,9 @@ def main(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     task = get_task(args.task)
     base = config_from_args(args, task=task.NAME)
-    seeds = args.seeds or [base.seed]
+    seeds = distinct_seeds(args.seeds or [base.seed], console.print)
+    for seed in seeds:  # every seed checked (Config refuses a bad one) before any work
+        dataclasses.replace(base, seed=seed)
     jobs = parse_jobs(args.jobs)
     check_target(args.results)  # a runs CSV that cannot take a row fails before any work
     what = task.preflight(base)  # so do a model or weights that cannot be had

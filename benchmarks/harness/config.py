@@ -89,8 +89,8 @@ class Config:
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.step_size >= 1, "step_size must be at least 1 (epochs)"),
             (0 < self.gamma <= 1, "gamma must be in (0, 1]"),
-            (self.div_factor >= 1 and self.final_div_factor >= 1,
-             "div_factor and final_div_factor must be at least 1"),
+            (self.div_factor >= 1, "div_factor must be at least 1"),
+            (self.final_div_factor >= 1, "final_div_factor must be at least 1"),
             (self.anneal in ANNEALS, f"anneal must be one of {', '.join(ANNEALS)}"),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (0 <= self.rotate <= 180, "rotate must be in [0, 180] degrees"),
@@ -99,8 +99,9 @@ class Config:
             (0 <= self.shear <= 45, "shear must be in [0, 45] degrees"),
             (0 <= self.erase <= 1, "erase must be a probability in [0, 1]"),
             (0 <= self.ema < 1, "ema must be in [0, 1) (decay per step; 0: off)"),
-            (self.val_split >= 0 and self.train_subset >= 0 and self.test_subset >= 0,
-             "val_split, train_subset and test_subset must be non-negative"),
+            (self.val_split >= 0, "val_split must be non-negative"),
+            (self.train_subset >= 0, "train_subset must be non-negative"),
+            (self.test_subset >= 0, "test_subset must be non-negative"),
             (0 <= self.threads <= 1024, "threads must be in [0, 1024] (0: every core)"),
             (self.channels_last in SWITCH, "channels_last must be auto, on or off"),
             (self.compile in SWITCH, "compile must be auto, on or off"),
@@ -125,8 +126,13 @@ class Config:
         """What every field of a kind must be, before the checks of each field: numbers finite
         (NaN and infinities fail no comparison) and within what torch takes, paths that can be
         paths. Fields added later are covered without a line here."""
+        kinds = _field_types()
         for f in fields(self):
             value, why = getattr(self, f.name), ""
+            kind = kinds[f.name]
+            if not _is_kind(value, kind):  # a sidecar or a caller may hand over anything
+                raise UserError(f"invalid option: {f.name} must be {kind.__name__} "
+                                f"(got {type(value).__name__} {_shown(value)})")
             if isinstance(value, bool):
                 continue
             if isinstance(value, float) and not math.isfinite(value):
@@ -138,12 +144,29 @@ class Config:
             elif isinstance(value, str) and f.name in PATH_FIELDS:
                 why = _path_problem(value)
             if why:
-                shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
-                raise UserError(f"invalid option: {f.name} {why} (got {shown})")
+                raise UserError(f"invalid option: {f.name} {why} (got {_shown(value)})")
 
     def _got(self, why: str) -> str:
-        name = why.split()[0].rstrip(",")
-        return repr(getattr(self, name, "?"))
+        """The value of the one field a check's sentence starts with."""
+        return repr(getattr(self, why.split()[0]))
+
+
+@functools.cache
+def _field_types() -> dict[str, type]:
+    return typing.get_type_hints(Config)
+
+
+def _is_kind(value, kind: type) -> bool:
+    """Whether `value` can stand in a field of type `kind` (an int where a float belongs)."""
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _shown(value) -> str:
+    return repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
 
 
 def _path_problem(text: str) -> str:
@@ -175,7 +198,7 @@ def task_defaults(task: str) -> dict:
 def add_config_args(parser: argparse.ArgumentParser, skip: tuple[str, ...] = (),
                     task: str = "mnist") -> None:
     """One --flag per Config field (underscores become dashes); defaults stay in Config."""
-    hints = typing.get_type_hints(Config)
+    hints = _field_types()
     defaults = task_defaults(task)
     for f in fields(Config):
         if f.name in skip:

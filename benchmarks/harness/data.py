@@ -115,7 +115,10 @@ def verify_mnist(root: Path) -> None:
                 f"MNIST file missing: {path}\n  expected the uncompressed IDX file {name} "
                 f"(md5 {expected}) under {raw}/; set --data-root or MNIST_ROOT to the folder "
                 "that holds MNIST/raw, or leave both unset to download into ./data")
-        got = md5(path)
+        try:
+            got = md5(path)
+        except OSError as e:  # a permission or a device error: name the file, not a traceback
+            raise DataError(f"MNIST file unreadable: {path} ({e.strerror or e})") from None
         if got != expected:
             raise DataError(f"MNIST file corrupt: {path}\n  md5 is {got}, expected {expected}; "
                             "replace it with the canonical file")

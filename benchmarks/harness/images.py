@@ -142,6 +142,21 @@ def load_folder(root: Path, name: str, subset: int = 0) -> ImageFolder:
     return folder
 
 
+def check_classes(folder: ImageFolder) -> None:
+    """Refuse a split a classifier cannot learn or be measured on: fewer than two classes (every
+    image right by construction), or a class without images (after --train/--test-subset)."""
+    counts = {name: 0 for name in folder.classes}
+    for _, label in folder.samples:
+        counts[folder.classes[label]] += 1
+    if len(counts) < 2:
+        raise DataError(f"{folder.root}: {len(counts)} class folder(s) ({', '.join(counts)}); a "
+                        "classifier needs at least two, one folder of images per class")
+    empty = [name for name, n in counts.items() if not n]
+    if empty:
+        raise DataError(f"{folder.root}: class(es) without images: {', '.join(empty)}"
+                        " (a subset too small for every class, or an empty folder)")
+
+
 def load_image_splits(cfg, device: torch.device) -> tuple[ImageSplit, ImageSplit]:
     """The train and val folders under the data root (subsets per cfg), as device splits."""
     root = image_root(cfg.data_root)
@@ -150,5 +165,7 @@ def load_image_splits(cfg, device: torch.device) -> tuple[ImageSplit, ImageSplit
     if train.classes != val.classes:
         raise DataError(f"train and val class folders differ under {root}: "
                         f"{train.classes} vs {val.classes}")
+    for folder in (train, val):
+        check_classes(folder)
     make = lambda f: ImageSplit(f, device, cfg.image_size, cfg.workers)  # noqa: E731
     return make(train), make(val)

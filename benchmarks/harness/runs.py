@@ -19,7 +19,7 @@ from rich.console import Console
 
 from models import UserError
 
-from .checkpoint import BestWeights, checkpoint_dir, remove_run, save_run
+from .checkpoint import BestWeights, checkpoint_dir, commit_run, remove_run, save_run
 from .results import append_row, check_target, make_row
 from .train import DivergedError, train
 
@@ -44,35 +44,97 @@ def train_and_record(cfg, data, model, *, family: str, params: int, macs: int,
     row["_result"] = result  # for callers (checkpoints, reports); never written to the CSV
     row["_model"] = model
     if results is not False:
-        try:
-            paths = save_run(row, model, best, checkpoint_dir(results))
-        except OSError as e:  # save_run has removed what it wrote
-            raise UserError(f"cannot save the checkpoint in {checkpoint_dir(results)} "
-                            f"({e.strerror or e}); no row written") from None
-        row.update(paths)  # row["checkpoint"], row["best_checkpoint"]
-        try:
-            append_row(row, results)
-        except BaseException:
-            remove_run(paths)  # weights without their row would be orphans
-            raise
+        with signals_held():  # Ctrl-C or SIGTERM wait until the row and weights both are
+            record(row, model, best, results)
     return row
+
+
+def record(row: dict, model, best: BestWeights | None, results: Path | None) -> None:
+    """Save the weights under partial names, append the row, then give the weights their final
+    names: a failure at any step removes what the run wrote."""
+    try:
+        paths = save_run(row, model, best, checkpoint_dir(results))
+    except OSError as e:  # save_run has removed what it wrote
+        raise UserError(f"cannot save the checkpoint in {checkpoint_dir(results)} "
+                        f"({e.strerror or e}); no row written") from None
+    row["checkpoint"], row["best_checkpoint"] = paths["checkpoint"], paths["best_checkpoint"]
+    try:
+        append_row(row, results)
+        commit_run(paths)
+    except BaseException:
+        remove_run(paths)  # weights without their row would be orphans
+        raise
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Ctrl-C and SIGTERM that arrive while the block runs are delivered when it ends. Python
+    runs signal handlers in the main thread; a run in a worker thread (--jobs) is never
+    interrupted by one, only told to stop at its next epoch."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    before = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
+              for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    if caught:
+        signal.raise_signal(caught[0])
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, timeout, docker stop), handled as Ctrl-C is: the run in flight is
+    abandoned whole, and what it had written is removed."""
+
+
+def _interrupt(signum, frame):
+    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """SIGTERM raises Terminated (a KeyboardInterrupt) in the main thread while this is open."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def run_command(func: Callable[[], int],
                 interrupted: str = "interrupted: the run in progress wrote no row") -> int:
-    """Run a CLI command: user errors and diverged runs become a message and an exit code."""
+    """Run a CLI command: user errors and diverged runs become a message and an exit code;
+    Ctrl-C and SIGTERM end it alike (exit 130 and 143, the shells' 128 + signal)."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        return func()
+        with terminate_as_interrupt():
+            return func()
     except UserError as e:
         err.print(f"[red]error:[/red] {e}")
         return 2
     except DivergedError as e:
         err.print(f"[red]error:[/red] training diverged: {e}; no row written")
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         err.print(f"[yellow]{interrupted}[/yellow]")
-        return 130
+        return 143 if isinstance(e, Terminated) else 130
+
+
+def distinct_seeds(seeds: list[int], say: Callable[[str], None]) -> list[int]:
+    """--seeds in order, each once: a seed given twice would train the same run twice and
+    append two identical rows. Said once, naming the seeds that were dropped."""
+    unique = list(dict.fromkeys(seeds))
+    if len(unique) < len(seeds):
+        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        say(f"seed(s) {' '.join(map(str, twice))} given more than once: each trains once")
+    return unique
 
 
 # ----------------------------------------------------------------------------------------------
@@ -124,20 +186,22 @@ def side_by_side(jobs: int, run: Callable, items: Iterable) -> list:
 
 @contextlib.contextmanager
 def stop_on_ctrl_c(event: threading.Event | None):
-    """Ctrl-C also sets `event` (while runs go on in other threads, which it cannot reach)."""
+    """Ctrl-C and SIGTERM also set `event` (while runs go on in other threads, which they
+    cannot reach)."""
     if event is None or threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
         event.set()
-        raise KeyboardInterrupt
+        _interrupt(signum, frame)
 
-    before = signal.signal(signal.SIGINT, handler)
+    before = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, before)
+        for sig, old in before.items():
+            signal.signal(sig, old)
 
 
 def stop_hook(stop: threading.Event, console: Console | None = None, label: str = ""):

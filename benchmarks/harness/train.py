@@ -31,7 +31,24 @@ from .fast import Fast, eval_channels_last, fast_model, fast_settings, make_opti
 
 
 class DivergedError(RuntimeError):
-    """Training produced a NaN or infinite loss; the run is stopped and recorded as such."""
+    """Training produced a NaN, infinite or runaway loss; the run stops and no row is written."""
+
+
+# An epoch's mean loss this many times a uniform guess's (ln of the class count) means the model
+# puts, on average, e^-(this * ln K) on the true class: confidently wrong, far worse than guessing,
+# which no run that is learning reaches, however high its learning rate at the start.
+DIVERGED_LOSS_FACTOR = 10
+
+
+def check_loss(train_loss: float, num_classes: int, epoch: int) -> None:
+    """Raise DivergedError for a loss that is not finite or has run far beyond a uniform guess."""
+    bound = DIVERGED_LOSS_FACTOR * math.log(max(num_classes, 2))
+    if not math.isfinite(train_loss):
+        raise DivergedError(f"training loss is {train_loss} at epoch {epoch}")
+    if train_loss > bound:
+        raise DivergedError(f"training loss {train_loss:.4g} at epoch {epoch} is over "
+                            f"{DIVERGED_LOSS_FACTOR}x a uniform guess's "
+                            f"(ln {num_classes} = {bound / DIVERGED_LOSS_FACTOR:.3f})")
 
 
 _seed_lock = threading.Lock()
@@ -258,8 +275,7 @@ def _train(model, cfg, data, on_epoch, device, fast: Fast) -> dict:
             train_loss = loss_sum.item() / n
             epoch_seconds = time.perf_counter() - t0
             train_seconds += epoch_seconds
-            if not math.isfinite(train_loss):
-                raise DivergedError(f"training loss is {train_loss} at epoch {epoch}")
+            check_loss(train_loss, train_split.num_classes, epoch)
             record = {"epoch": epoch, "train_loss": round(train_loss, 6),
                       "train_acc": round(100 * correct.item() / n, 4),
                       "lr": sched.get_last_lr()[0], "seconds": round(epoch_seconds, 3)}
