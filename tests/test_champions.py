@@ -39,18 +39,42 @@ def test_committed_champions_are_named_zoo_members():
         assert row is None or row["arch"] in named, f"the {role} model is not in the zoo"
 
 
-def test_champions_roles():
-    rows = [  # arch, params, seeds, mean, min: as leaderboard() aggregates them
-        ("a", 3000, 5, 99.35, 99.20), ("b", 5000, 5, 99.50, 99.40), ("c", 4000, 3, 99.60, 99.50),
-        ("d", 9000, 5, 99.58, 99.45), ("e", 2000, 5, 99.62, 99.55)]
-    board = pd.DataFrame([{"task": "mnist", "epochs": 20, "train_images": 60_000, "arch": a,
-                           "model": a, "params": p, "seeds": n, "mean_test_acc": mean,
-                           "min_test_acc": low} for a, p, n, mean, low in rows])
-    board.loc[4, "epochs"] = 10  # e trained 10 epochs: not comparable
+def _runs(spec: dict) -> pd.DataFrame:
+    """Runs as runs.csv holds them: {arch: (params, {seed: accuracy or [accuracies]})}."""
+    rows = []
+    for arch, (params, accs) in spec.items():
+        for seed, acc in accs.items():
+            for i, a in enumerate(acc if isinstance(acc, list) else [acc]):
+                rows.append({"task": "mnist", "model": arch, "arch": arch, "family": "plain",
+                             "params": params, "macs": 0, "epochs": 20, "seed": seed,
+                             "train_images": 60_000, "final_test_acc": a, "max_test_acc": a,
+                             "seconds": 1.0, "device_name": "cpu", "source": "benchmarks mnist",
+                             "timestamp": f"2026-01-01T00:00:{i:02d}", "config": "{}"})
+    return pd.DataFrame(rows)
+
+
+def test_the_smallest_champion_needs_the_fresh_seed_certificate():
+    good = {s: 99.5 for s in range(1, 11)}
+    fresh = {s: 99.45 for s in range(11, 21)}
+    board = leaderboard(_runs({
+        "a": (3000, {**good, 3: 99.39, **fresh}),                    # a chosen seed missed
+        "b": (4000, {**good, **fresh, 12: 99.3, 17: 99.2}),          # 8 of 10 fresh seeds
+        "c": (4500, {**good, **fresh, 15: 99.1}),                    # 9 of 10: it stands
+        "d": (4200, {**good, 11: 99.5}),                             # fresh seeds not all run
+        "e": (5000, {**good, 2: [99.5, 99.38], **fresh}),            # seed 2 missed on a rerun
+        "f": (9000, {s: 99.6 for s in range(1, 6)}),                 # 5 seeds, best mean
+    }))
+    row = board.set_index("arch").loc["c"]
+    assert (row.chosen_seeds, row.chosen_at_target, row.fresh_seeds, row.fresh_at_target) == \
+        (10, 10, 10, 9)
+    assert row.fresh_min_test_acc == 99.1
+    assert board.set_index("arch").loc["e"].chosen_at_target == 9
     found = champions(board)
-    assert found["smallest"]["arch"] == "b"  # a misses 99.4 on a seed, c has 3 seeds
-    assert found["most accurate"]["arch"] == "d"
-    assert champions(board[board.arch == "a"])["smallest"] is None
+    assert found["smallest"]["arch"] == "c"
+    assert found["smallest, fresh seeds pending"]["arch"] == "d"
+    assert found["most accurate"]["arch"] == "f"
+    only_b = champions(board[board.arch == "b"])
+    assert only_b["smallest"] is None and only_b["smallest, fresh seeds pending"] is None
 
 
 @pytest.mark.parametrize("name", sorted(FOUND_BY))
