@@ -160,9 +160,11 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(base.threads)
     objective = Objective(base, args.objective, budget=args.budget)
     if _new_sqlite(args.storage):  # opening it creates the file and its folders: check first
-        for source in args.warm_start:
-            raise UserError(f"--warm-start {source}: no study named {source!r}; the storage "
-                            f"{args.storage} does not exist yet")
+        if args.warm_start:
+            raise UserError(f"--warm-start {args.warm_start[0]}: no study named "
+                            f"{args.warm_start[0]!r}; the storage "
+                            f"{safe_url(args.storage or default_storage())} does not "
+                            "exist yet")
         objective.data()  # the data a run needs, before there is a database to leave behind
     storage = open_storage(args.storage, heartbeat=args.heartbeat)
     known = peek_study(storage, name, settings,
@@ -222,11 +224,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _new_sqlite(url: str | None) -> bool:
-    """Whether `url` (None: the default) names a SQLite file that is not there yet."""
+    """Whether opening `url` (None: the default) would create a SQLite file (and folders):
+    it is not there yet, and the nearest folder on its path that is there could hold it (if
+    not, open_storage refuses it, creating nothing)."""
     url = url or default_storage()
     if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
         return False
-    return not Path(url[len("sqlite:///"):].split("?")[0]).exists()
+    path = Path(url[len("sqlite:///"):].split("?")[0])
+    if path.exists():
+        return False
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path.is_dir()
 
 
 def _requeue(study: optuna.Study, number: int | None, console: Console) -> None:
