@@ -112,7 +112,9 @@ class Objective:
                 self.reporter.epoch(trial.number, epoch, record["val_acc"], record["seconds"])
             if not self.pareto:  # Optuna prunes single-objective studies only
                 trial.report(record["val_acc"], epoch)
-                if trial.should_prune():
+                # Pruning saves the epochs still to come; a trial that trained them all has
+                # its value, and completes (a one-epoch study would otherwise prune some).
+                if epoch < cfg.epochs and trial.should_prune():
                     raise optuna.TrialPruned(f"val acc {record['val_acc']:.2f}% at epoch {epoch}")
 
         status, reason = "failed", None

@@ -201,8 +201,11 @@ def _write_atomic(path: Path, write) -> None:
 
 def export(study: optuna.Study, out: Path) -> list[Path]:
     """<study>-trials.csv; for Pareto studies also <study>-pareto.csv and <study>-pareto.png."""
-    out.mkdir(parents=True, exist_ok=True)
     name = study.study_name
+    if not study.get_trials(deepcopy=False):
+        raise UserError(f"study {name!r} has no trials yet: nothing to export (`python -m "
+                        f"search run --study {name}` adds them)")
+    out.mkdir(parents=True, exist_ok=True)
     df = study.trials_dataframe()
     status = {t.number: status_of(t) for t in study.get_trials(deepcopy=False)}
     df.insert(1, "status", df["number"].map(status))

@@ -1,14 +1,16 @@
 """`python -m search run`: search (or resume) a study, as many workers as there are.
 
 Every check comes before the study is created or pinned, so a refused run leaves the storage as
-it was; then trials are sampled, counted (over the budget: rejected untrained), trained on the
-validation split through the harness's one train() and pruned per epoch.
+it was, and a SQLite file not there yet uncreated (the data is checked before it); then trials
+are sampled, counted (over the budget: rejected untrained), trained on the validation split
+through the harness's one train() and pruned between epochs.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 import optuna
 import torch
@@ -30,7 +32,7 @@ from . import space
 from .live import Reporter
 from .objective import Objective
 from .publish import enqueue_zoo
-from .storage import open_storage, retry, safe_url
+from .storage import default_storage, open_storage, retry, safe_url
 from .study import (
     check_study_name,
     check_warm_start,
@@ -152,6 +154,18 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--enqueue-zoo queues the zoo's models; the {args.task} task has none")
     if args.enqueue_zoo:  # the names given: each a member that can be queued
         enqueue_zoo(_NoQueue(), base, args.budget, args.enqueue_zoo)
+    jobs = resolve_jobs(jobs, resolve_device(base.device))
+    base = for_jobs(base, jobs)
+    if base.threads:
+        torch.set_num_threads(base.threads)
+    objective = Objective(base, args.objective, budget=args.budget)
+    if _new_sqlite(args.storage):  # opening it creates the file and its folders: check first
+        if args.warm_start:
+            raise UserError(f"--warm-start {args.warm_start[0]}: no study named "
+                            f"{args.warm_start[0]!r}; the storage "
+                            f"{safe_url(args.storage or default_storage())} does not "
+                            "exist yet")
+        objective.data()  # the data a run needs, before there is a database to leave behind
     storage = open_storage(args.storage, heartbeat=args.heartbeat)
     known = peek_study(storage, name, settings,
                        hint=suggest_study_name(settings, _default_settings(args.task,
@@ -164,11 +178,6 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"study {name} already holds {study_trained(known)} trained trials "
                       f"(--max-trials {max_trials}); nothing to do. Raise --max-trials to go on.")
         return 0
-    jobs = resolve_jobs(jobs, resolve_device(base.device))
-    base = for_jobs(base, jobs)
-    if base.threads:
-        torch.set_num_threads(base.threads)
-    objective = Objective(base, args.objective, budget=args.budget)
     data = objective.data()  # load once, before any trial starts (and fail early)
     # Every check has passed: only now is the study created (or resumed) and pinned. Its
     # sampler's seed comes from --seed and the trials the study already holds, so a worker
@@ -212,6 +221,21 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"stopped: {stopper.why or 'timeout reached'}. Run the same command to go on; "
                   f"`python -m search export --study {name}` writes the trials to CSV.")
     return 0
+
+
+def _new_sqlite(url: str | None) -> bool:
+    """Whether opening `url` (None: the default) would create a SQLite file (and folders):
+    it is not there yet, and the nearest folder on its path that is there could hold it (if
+    not, open_storage refuses it, creating nothing)."""
+    url = url or default_storage()
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return False
+    path = Path(url[len("sqlite:///"):].split("?")[0])
+    if path.exists():
+        return False
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path.is_dir()
 
 
 def _requeue(study: optuna.Study, number: int | None, console: Console) -> None:

@@ -24,6 +24,7 @@ from benchmarks.harness import checkpoint
 from benchmarks.harness.checkpoint import BestWeights, save_run
 from benchmarks.harness.results import (
     COLUMNS,
+    KINDS,
     NUMBERS,
     ResultsError,
     append_row,
@@ -43,6 +44,8 @@ def _row(i: int = 0, writer: int = 0, pad: int = 0) -> dict:
     """A row of every column; `pad` makes it long, so interleaved writes would show."""
     row = {c: f"{c} {writer}/{i}" for c in COLUMNS}
     row.update({c: i for c in NUMBERS})
+    row.update({c: json.dumps([i]) for c, kind in KINDS.items() if kind in ("percents",
+                                                                             "amounts")})
     row["config"] = json.dumps({"writer": writer, "i": i, "pad": "x" * pad})
     return row
 
@@ -318,3 +321,23 @@ def test_leaderboard_of_an_empty_file(tmp_path, capsys):
     (tmp_path / "runs.csv").touch()
     assert main(["leaderboard", "--results-dir", str(tmp_path)]) == 2
     assert f"{tmp_path / 'runs.csv'} is empty (0 bytes)" in _err(capsys)
+
+
+# ---- values ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("column, value", [("final_test_acc", float("inf")), ("seed", -1),
+                                           ("test_acc_per_epoch", "[NaN]"), ("config", "[]"),
+                                           ("seconds", float("nan"))])
+def test_a_row_that_would_damage_the_file_is_not_written(column, value, tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_bytes(_good())
+    with pytest.raises(ResultsError, match=f"row was not written: its {column} is"):
+        append_row({**_row(5), column: value}, path)
+    assert path.read_bytes() == _good()
+
+
+def test_a_file_saved_with_a_bom_takes_rows(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + _good())
+    append_row(_row(5), path)
+    assert pd.read_csv(path, encoding="utf-8-sig").seed.tolist() == [0, 1, 5]

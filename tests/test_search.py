@@ -337,3 +337,48 @@ def test_trials_still_training_count_towards_n_trials():
             stopper(study, done)
             assert study.stopped == (finished >= stops_after)
     assert "trained 3 trials" in stopper.why
+
+
+def test_export_of_a_study_with_no_trials_is_refused(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    optuna.create_study(study_name="empty", storage=url)
+    out = tmp_path / "out"
+    assert run("export", "--study", "empty", "--storage", url, "--out", out) == 2
+    err = capsys.readouterr().err
+    assert "study 'empty' has no trials yet" in err and "Traceback" not in err
+    assert not list(out.glob("*"))
+
+
+def test_a_run_refused_for_its_data_leaves_no_storage_behind(tmp_path, capsys):
+    folder = tmp_path / "new" / "deeper"
+    url = f"sqlite:///{folder / 's.db'}"
+    assert run("run", "--storage", url, "--n-trials", 1, "--data-root", tmp_path / "no-mnist",
+               *TINY) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # neither the database nor its folders
+    assert run("run", "--storage", url, "--n-trials", 1, "--warm-start", "other", *TINY) == 2
+    assert "no study named 'other'" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+    # A storage that was there stays as it was.
+    db = tmp_path / "kept.db"
+    open_storage(f"sqlite:///{db}").engine.dispose()
+    before = db.read_bytes()
+    assert run("run", "--storage", f"sqlite:///{db}", "--n-trials", 1, "--data-root",
+               tmp_path / "no-mnist", *TINY) == 2
+    assert db.read_bytes() == before
+
+
+class AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study, trial) -> bool:
+        return True
+
+
+def test_a_trial_that_trained_every_epoch_completes(tmp_path, mnist_root, monkeypatch):
+    """The pruner stops a trial between epochs; after the last one there is nothing to stop."""
+    monkeypatch.setattr("search.run.make_pruner", lambda name, epochs: AlwaysPrune())
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert run("run", "--storage", url, "--n-trials", 1, "--seed", 0, "--data-root", mnist_root,
+               "--enqueue-zoo", "plain_4k", *TINY) == 0
+    (trial,) = trials_of(url, "mnist-accuracy")
+    assert status_of(trial) == "complete" and trial.user_attrs["status"] == "complete"
+    assert trial.value == trial.user_attrs["val_acc_per_epoch"][-1]

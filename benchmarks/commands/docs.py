@@ -91,7 +91,7 @@ PEER_RECIPE = "nas_plain_5k"
 
 
 def peers_table(results: Path, _: str = "") -> str:
-    runs = pd.read_csv(results / "runs.csv")
+    runs = results_mod.read_runs(results / "runs.csv")
     runs = runs[runs.train_images == 60_000]
     rows = []
     counts = {name: count_params(create_model(name)) for name in SOURCES}  # built once each
@@ -151,7 +151,7 @@ def studies_table(results: Path, _: str = "") -> str:
 
 def runs_table(results: Path, model: str) -> str:
     """Every 20-epoch full-set run of one model, grouped by the code and precision that ran it."""
-    runs = pd.read_csv(results / "runs.csv")
+    runs = results_mod.read_runs(results / "runs.csv")
     runs = runs[(runs.model == model) & (runs.epochs == 20) & (runs.train_images == 60_000)]
     if runs.empty:
         return f"(no 20-epoch runs of {model} yet)\n"
@@ -187,7 +187,7 @@ def ablation_table(results: Path, name: str) -> str:
     compared, seed by seed, with its parent, the variant with the most of its changes and no
     other. Validation accuracy only: this is how a recipe is chosen, and the test split must
     not choose."""
-    runs = pd.read_csv(results / f"{name or 'ablation'}.csv")
+    runs = results_mod.read_runs(results / f"{name or 'ablation'}.csv")
     cfg = runs.config.map(json.loads)
     # The reference: each field's most common value over the runs, so it does not depend on
     # which run finished first; on a tie, the middle one (a sweep 0.025, 0.05, 0.1 is centred).
@@ -212,7 +212,7 @@ def ablation_table(results: Path, name: str) -> str:
             f"{k} {ref[k]}" for k in sorted({k for ch in accs for k, _ in ch}))
         rows.append([label, ", ".join(f"{k} {v}" for k, v in parent) or "reference"
                      if parent is not None else "-", len(acc),
-                     " ".join(f"{s}: {a:.2f}" for s, a in acc.sort_index().items()),
+                     " ".join(f"{s}: {_pct(a)}" for s, a in acc.sort_index().items()),
                      _pct(acc.mean()), diff, wins])
     # The footer names the model only where every run shares it (a variant may change it).
     model = (f"`{runs.arch.iloc[0]}`" if runs.arch.nunique() == 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from rich.table import Table
 from models import UserError, arch_of, list_models, recipe_of
 
 from ..harness.config import Config
-from ..harness.results import RESULTS_DIR, read_checked
+from ..harness.results import RESULTS_DIR, read_runs
 from ..tasks import TASKS, get_task
 
 KEYS = ["task", "arch", "epochs", "train_images", "recipe"]
@@ -184,10 +183,7 @@ def regenerate(results_dir: Path | None = None) -> pd.DataFrame:
                         "(python -m benchmarks mnist --model NAME writes it)")
     # A damaged file is an error naming its first bad line, not a board that silently skips
     # rows: every run in the file counts, or the user hears which line to repair.
-    data = read_checked(runs_path)
-    if not data:
-        raise UserError(f"{runs_path} is empty (0 bytes): no header line and no runs")
-    board = leaderboard(pd.read_csv(io.BytesIO(data)))
+    board = leaderboard(read_runs(runs_path))
     board.to_csv(results_dir / "leaderboard.csv", index=False)
     return board
 

@@ -9,7 +9,6 @@ plotly path would need a browser for PNG export). Data roots: $MNIST_ROOT, $HYME
 from __future__ import annotations
 
 import argparse
-import io
 import re
 import warnings
 from pathlib import Path
@@ -21,6 +20,7 @@ from optuna.search_space import intersection_search_space
 from optuna.trial import TrialState
 from rich.console import Console
 
+from models import UserError
 from models.registry import SOURCES
 
 from ..harness import results as results_mod
@@ -34,11 +34,6 @@ from .evaluate import load_split
 from .leaderboard import leaderboard, zoo_task
 
 
-def _runs(path: Path) -> pd.DataFrame:
-    """runs.csv, checked first: a damaged line is named, never read as a traceback."""
-    return pd.read_csv(io.BytesIO(results_mod.read_checked(path)))
-
-
 def benchmark_runs(results_dir: Path) -> list[dict]:
     """Rows of runs.csv (benchmark and search-confirm runs; search trials write none), each
     merged with its final checkpoint's sidecar (which adds the full per-epoch history) and
@@ -46,7 +41,7 @@ def benchmark_runs(results_dir: Path) -> list[dict]:
     path = results_dir / "runs.csv"
     if not path.is_file():
         return []
-    rows = _runs(path).to_dict("records")
+    rows = results_mod.read_runs(path).to_dict("records")
     runs = []
     for row in rows:
         row = {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()}
@@ -170,7 +165,7 @@ def params_vs_accuracy(results_dir: Path, out: Path) -> list[Path]:
     path = results_dir / "runs.csv"
     if not path.is_file():
         return []
-    board = leaderboard(_runs(path))
+    board = leaderboard(results_mod.read_runs(path))
     peers = frozenset(SOURCES)  # published models, trained at their own epoch counts
     board = board[board.task.map(zoo_task) & (board.train_images == 60_000)
                   & ((board.epochs == 20) | board.model.isin(peers))]
@@ -186,6 +181,7 @@ def regenerate(results_dir: Path | None = None, out: Path | None = None,
     paths."""
     results_dir = Path(results_dir or results_mod.RESULTS_DIR)
     out = Path(out or results_dir / "plots")
+    _check_out(out)
     if summary:
         return params_vs_accuracy(results_dir, out)
     console = console or Console()
@@ -213,6 +209,17 @@ def regenerate(results_dir: Path | None = None, out: Path | None = None,
     for db in dbs:
         made += study_plots(f"sqlite:///{db}", out, db.stem, console)
     return made
+
+
+def _check_out(out: Path) -> None:
+    """--out is a folder, or can be made one: checked before anything is read or drawn."""
+    there = out
+    while not there.exists() and there != there.parent:
+        there = there.parent
+    if not there.is_dir():
+        raise UserError(f"--out {out} is not a folder" + (f" ({there} is a file)"
+                                                           if there != out else "")
+                        + ": the pictures go in a folder")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -7,8 +7,11 @@ The runs CSV is the record of every run, so its writer guarantees:
     damaged file) before any training starts: every command that appends calls it first;
   - a row is written whole or not at all: one os.write of the complete line under an exclusive
     flock, then fsync; on any failure the file is truncated back to its previous size;
-  - a damaged file (bad header, a row with the wrong number of fields, an unbalanced quote, a
-    last line without its newline) is refused with its line number and never appended to.
+  - a damaged file (columns.parse: a bad header, a row with the wrong number of fields, an
+    unbalanced quote, a last line without its newline, a value its column cannot hold) is
+    refused with its line number and never appended to, and so is a row that would damage it.
+
+Every reader of a runs CSV reads it with read_runs(), so it reads exactly what was checked.
 """
 
 from __future__ import annotations
@@ -24,19 +27,20 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pandas as pd
 import torch
 
-from models import UserError
+from .columns import (  # noqa: F401  (COLUMNS, KINDS, NUMBERS: the results API)
+    COLUMNS,
+    KINDS,
+    NUMBERS,
+    ResultsError,
+    frame,
+    parse,
+    value_of,
+)
 
 RESULTS_DIR = Path(os.environ.get("NAS_RESULTS", "results"))
-
-COLUMNS = [
-    "task", "model", "arch", "family", "params", "macs", "epochs", "seed", "device",
-    "device_name", "train_images", "test_images", "final_test_acc", "max_test_acc",
-    "first_epoch_at_target", "test_acc_per_epoch", "final_val_acc", "max_val_acc",
-    "val_acc_per_epoch", "test_top3_acc", "train_loss_per_epoch", "seconds",
-    "images_per_second", "source", "torch_version", "git_commit", "timestamp", "config",
-]
 
 
 def git_commit() -> str:
@@ -78,75 +82,14 @@ def make_row(cfg, result: dict, *, arch: str, family: str, params: int, macs: in
     }
 
 
-# Columns the leaderboard computes with: a value there must be a number (or empty).
-NUMBERS = ["params", "macs", "epochs", "seed", "train_images", "final_test_acc", "max_test_acc",
-           "seconds"]
-
-
-class ResultsError(UserError):
-    """A runs CSV that cannot take a row, or a row that could not be written."""
-
-
 def runs_path(path: Path | str | None = None) -> Path:
     return Path(path or RESULTS_DIR / "runs.csv")  # RESULTS_DIR read now: tests redirect it
-
-
-def damaged(path: Path, line: int, why: str) -> ResultsError:
-    return ResultsError(f"{path}, line {line}: {why}. The file is damaged: nothing is appended "
-                        "to it and the leaderboard cannot read it until that line is repaired "
-                        "or removed (results/README.md lists the columns)")
-
-
-def check_header(header: list[str], path: Path) -> None:
-    """The header must name every column, each once. Extra columns are kept (rows leave them
-    empty); a header lacking columns is refused, since the writer would drop those values."""
-    missing = [c for c in COLUMNS if c not in header]
-    if missing or "" in header or len(set(header)) != len(header):
-        why = (f"lacks the column(s) {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}"
-               if missing else "has an empty or repeated column name")
-        raise damaged(path, 1, f"not a runs header: it {why}")
 
 
 def check_text(data: bytes, path: Path) -> list[str] | None:
     """The header of a runs CSV's contents (None when empty), or a ResultsError naming the
     first damaged line."""
-    if not data:
-        return None
-    if not data.endswith(b"\n"):  # a row cut short; the next row would glue onto it
-        raise damaged(path, data.count(b"\n") + 1, "the last line has no newline (a row cut "
-                                                    "short?)")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise damaged(path, data.count(b"\n", 0, e.start) + 1, "not UTF-8 text") from None
-    # strict: an unbalanced quote is an error, not a field that swallows the lines after it.
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    start = 1  # the line the current record starts on (a quoted field may span lines)
-    try:
-        header = next(reader)
-        check_header(header, path)
-        numbers = [(c, header.index(c)) for c in NUMBERS]
-        start = reader.line_num + 1
-        for record in reader:
-            if record:  # blank lines are skipped, as pandas does
-                if len(record) != len(header):
-                    raise damaged(path, start, f"{len(record)} fields, the header has "
-                                               f"{len(header)}")
-                for name, i in numbers:
-                    if record[i] and not _is_number(record[i]):
-                        raise damaged(path, start, f"{name} is {record[i][:40]!r}, not a number")
-            start = reader.line_num + 1
-    except csv.Error as e:
-        raise damaged(path, start, f"not CSV ({e}; an unbalanced quote?)") from None
-    return header
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
+    return parse(data, path)[0]
 
 
 def _read(fd: int) -> bytes:
@@ -157,21 +100,37 @@ def _read(fd: int) -> bytes:
     return b"".join(parts)
 
 
-def read_checked(path: Path | str | None = None) -> bytes:
-    """The contents of an existing runs CSV, checked (under a shared lock, so never half a
-    row being written): a ResultsError names the first damaged line."""
-    path = runs_path(path)
+def _read_locked(path: Path) -> bytes:
+    """The file's bytes, read under a shared lock, so never half a row being written."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as e:
         raise ResultsError(f"{path}: cannot read it ({e.strerror or e})") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)
-        data = _read(fd)
+        return _read(fd)
     finally:
         os.close(fd)
-    check_text(data, path)
+
+
+def read_checked(path: Path | str | None = None) -> bytes:
+    """The contents of an existing runs CSV, checked: a ResultsError names the first damaged
+    line."""
+    path = runs_path(path)
+    data = _read_locked(path)
+    parse(data, path)
     return data
+
+
+def read_runs(path: Path | str | None = None) -> pd.DataFrame:
+    """A runs CSV as a table, for every reader: each value checked and typed by its column's
+    kind (columns.frame), or a ResultsError naming the file's first damaged line. An empty
+    file (0 bytes) is refused."""
+    path = runs_path(path)
+    header, rows = parse(_read_locked(path), path)
+    if header is None:
+        raise ResultsError(f"{path} is empty (0 bytes): no header line and no runs")
+    return frame(header, rows)
 
 
 def check_target(path: Path | str | None = None) -> Path:
@@ -212,6 +171,17 @@ def _check_folder(folder: Path, what: str) -> None:
         raise ResultsError(f"{what}: {folder} is not writable (permissions)")
 
 
+def check_row(row: dict) -> None:
+    """A row about to be appended holds what each column may (KINDS), else a ResultsError."""
+    for name, kind in KINDS.items():
+        text = "" if row.get(name) is None else str(row[name])
+        try:
+            value_of(kind, text)
+        except ValueError as e:
+            raise ResultsError(f"the run's row was not written: its {name} is {text[:40]!r}: "
+                               f"{e}") from None
+
+
 def encode(row: dict, header: list[str], with_header: bool) -> bytes:
     """The row as CSV in the header's column order; csv's own \\r\\n line ends, as the file
     has always had."""
@@ -225,7 +195,9 @@ def encode(row: dict, header: list[str], with_header: bool) -> bytes:
 
 def append_row(row: dict, path: Path | None = None) -> Path:
     """Append one row, whole or not at all, under an exclusive lock (many workers, threads or
-    processes, may share the file). A damaged file is refused, never appended to."""
+    processes, may share the file). A damaged file is refused, never appended to, and so is a
+    row that would damage it (a value its column cannot hold)."""
+    check_row(row)
     path = check_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # O_APPEND: every write lands at the end. flock, not fcntl's POSIX locks: those never
