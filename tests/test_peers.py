@@ -20,6 +20,10 @@ PEERS = {
     "peer_snehanshu_8k": ("c10-c10-c10-p-v16-v16-v8-v8-t8-t16-gap-fcn|do0", 7_918),
     "peer_ram_9k": ("v4-v4-v8-p-t8-v16-v16-c16-c16-t10n-gap|do0.05", 8_932),
     "peer_deepanshu_6k": ("v4a-v10a-p-t8a-t4a-v10a-v16a-v12a-v16a-gap-fcn|do0", 6_084),
+    "peer_adilsammar_4k": ("c4b-c4b-c4b-p-do0.01-c8b-c8b-c8b-p-do0.01-c8b-c8b-c8b-gap-fc|do0",
+                           3_762),
+    "peer_adilsammar_5k": (
+        "c4ab-c4ab-p-do0.01-c8ab-c8ab-p-do0.01-c16ab-c16ab-do0.01-t10-gap|do0", 4_838),
 }
 
 
