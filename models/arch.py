@@ -10,9 +10,19 @@ An architecture is a '-'-separated list of ops, then '|do{p}' for the dropout af
     r{N}  residual block (two 3x3)   g{N}  ghost module (3x3 conv to N/2, cheap dw 3x3 to N/2)
     e{R}  squeeze-excite, reduction R p     2x2 max-pool
     gap   global average pooling     fc    linear C->10 after gap (else the last conv gives 10)
+    do{P} dropout P right here, for networks that drop only after chosen blocks; only with
+          '|do0' (per-block dropout off), never two in a row, 0.0001 <= P < 1
 
-Every conv op is conv -> BatchNorm -> ReLU -> Dropout, except a last conv with 10 channels
-right before `gap` and no `fc`: that one is the classifier and stays a bare conv with bias.
+Every conv op is conv -> BatchNorm -> ReLU -> Dropout, except the classifier: without `fc`,
+the last op before `gap` is a one-conv op (c v t s x) with 10 channels, built as one bare conv
+with a bias whose 10 maps are the logits: `c10` a padded 3x3, `v10` an unpadded 3x3, `t10` a
+1x1, `s10` a stride-2 3x3, `x10` a dilated 3x3. A multi-conv op (d r g) cannot be a bare conv,
+so it is refused there. Each string builds one network and no other string builds it
+(tests/test_models.py draws strings to check): so the string may not spell the same network
+twice, e.g. dropout ops after every block are written '|do{P}', not as ops. Two exceptions,
+kept because committed studies hold both spellings: a squeeze-excite gate keeps at least two
+hidden channels, so `e4` and `e8` on 8 channels build the same gate; and `t10-gap` computes
+the function of `gap-fc` (a 1x1 conv commutes with averaging), with other parameter shapes.
 
 Flags after the width of a one-conv op (c v t s x), in this order, each only where it changes
 something (so every model has one string), as hand-designed peers (models/peers.py) need:
@@ -40,15 +50,23 @@ from torch import nn
 INPUT_SIZE = 28  # MNIST images are 28x28, one channel
 NUM_CLASSES = 10
 CONV_OPS = "cvtsxdrg"  # ops that take a width
-_TOKEN = re.compile(r"^(?:([cvtsxdrge])(\d+)(a?)(b?)(n?)|(p|gap|fcn|fc))$")
+_TOKEN = re.compile(r"^(?:([cvtsxdrge])(\d+)(a?)(b?)(n?)|(p|gap|fcn|fc)|do(\d*\.?\d+))$")
 FLAG_OPS = "cvtsx"  # one-conv ops, the only ones that take flags (a, b, n)
 FC_OPS = ("fc", "fcn")
 
 
 def split_op(op: str) -> tuple[str, int, str]:
-    """'c8b' -> ('c', 8, 'b'); 'p' -> ('p', 0, ''); 'fcn' -> ('fcn', 0, '')."""
+    """'c8b' -> ('c', 8, 'b'); 'p' -> ('p', 0, ''); 'fcn' -> ('fcn', 0, ''); a dropout op
+    'do0.1' -> ('do', 0, '')."""
     m = re.match(r"^([cvtsxdrge])(\d+)([abn]*)$", op)
-    return (m[1], int(m[2]), m[3]) if m else (op, 0, "")
+    if m:
+        return m[1], int(m[2]), m[3]
+    return ("do", 0, "") if op.startswith("do") else (op, 0, "")
+
+
+def dropout_of(op: str) -> float:
+    """The probability of a dropout op ('do0.1' -> 0.1)."""
+    return float(op[2:])
 
 
 class ArchError(ValueError):
@@ -81,7 +99,10 @@ def parse(text: str) -> Arch:
         m = _TOKEN.match(token)
         if not m:
             raise ArchError(f"{text!r}: unknown op {token!r} (see models/arch.py for the ops)")
-        ops.append(m[6] or f"{m[1]}{int(m[2])}{m[3]}{m[4]}{m[5]}")
+        if m[7] is not None:
+            ops.append(f"do{float(m[7]):g}")
+        else:
+            ops.append(m[6] or f"{m[1]}{int(m[2])}{m[3]}{m[4]}{m[5]}")
     arch = Arch(tuple(ops), dropout)
     _check(arch, text)
     return arch
@@ -99,11 +120,15 @@ def _check(arch: Arch, text: str) -> None:
     body = ops[: ops.index("gap")]
     if not body or n_fc > (ops[-1] != "gap") or any(op in FC_OPS for op in body):
         raise ArchError(f"{text!r}: ops must come before 'gap', and 'fc' only after it")
-    if ops[-1] == "gap" and body[-1][0] not in CONV_OPS:
+    if ops[-1] == "gap" and split_op(body[-1])[0] not in CONV_OPS:
         raise ArchError(f"{text!r}: without 'fc' a conv must come right before 'gap'")
+    _check_dropout_ops(arch, body, text)
     for i, op in enumerate(body):
         kind, n, flags = split_op(op)
-        classifier = i == len(body) - 1 and ops[-1] == "gap" and "a" not in flags
+        classifier = is_classifier(arch, i)
+        if classifier and kind not in FLAG_OPS:
+            raise ArchError(f"{text!r}: {op}: the classifier before 'gap' is one bare conv, "
+                            f"one of {', '.join(FLAG_OPS)} (or 'gap-fc', or flag 'a')")
         if flags and kind not in FLAG_OPS:
             raise ArchError(f"{text!r}: {op}: only one-conv ops ({FLAG_OPS}) take flags")
         if "n" in flags and not classifier:
@@ -130,6 +155,32 @@ def _check(arch: Arch, text: str) -> None:
         raise ArchError(f"{text!r}: no conv op before 'gap'")
     if ops[-1] == "gap" and channels != NUM_CLASSES:
         raise ArchError(f"{text!r}: without 'fc' the last conv must have {NUM_CLASSES} channels")
+
+
+def is_classifier(arch: Arch, i: int) -> bool:
+    """Whether op `i` is the bare classifier conv: the last before `gap`, no `fc`, no flag a."""
+    body = arch.ops[: arch.ops.index("gap")]
+    return i == len(body) - 1 and arch.ops[-1] == "gap" and "a" not in split_op(body[i])[2]
+
+
+def _check_dropout_ops(arch: Arch, body: tuple[str, ...], text: str) -> None:
+    """Dropout ops: each a real dropout, only one way to write any network with them."""
+    drops = [i for i, op in enumerate(body) if op.startswith("do")]
+    if not drops:
+        return
+    if arch.dropout:
+        raise ArchError(f"{text!r}: dropout ops need '|do0' (per-block dropout off)")
+    for i in drops:
+        if not 1e-4 <= dropout_of(body[i]) < 1.0:  # smaller ones print with an exponent
+            raise ArchError(f"{text!r}: {body[i]}: a dropout op needs 0.0001 <= p < 1")
+        if i == 0 or body[i - 1].startswith("do"):
+            raise ArchError(f"{text!r}: {body[i]}: a dropout op must follow another op, "
+                            "never a dropout op")
+    blocks = [i for i, op in enumerate(body)
+              if split_op(op)[0] in CONV_OPS and not is_classifier(arch, i)]
+    if [i - 1 for i in drops] == blocks and len({body[i] for i in drops}) == 1:
+        raise ArchError(f"{text!r}: dropout after every block is written "
+                        f"'|{body[drops[0]]}', not as ops")
 
 
 def _cbr(cin: int, cout: int, k: int = 3, bias: bool = False, act_first: bool = False,
@@ -179,8 +230,10 @@ class SqueezeExcite(nn.Module):
 def _block(op: str, cin: int, classifier: bool) -> nn.Module:
     kind, n, flags = split_op(op)
     if classifier:  # the last conv before gap produces the 10 logits directly
-        k, pad = (1, 0) if kind == "t" else (3, 0 if kind == "v" else 1)
-        return nn.Conv2d(cin, n, k, padding=pad, bias="n" not in flags)
+        conv = {"c": dict(kernel_size=3, padding=1), "v": dict(kernel_size=3),
+                "t": dict(kernel_size=1), "s": dict(kernel_size=3, stride=2, padding=1),
+                "x": dict(kernel_size=3, padding=2, dilation=2)}[kind]
+        return nn.Conv2d(cin, n, bias="n" not in flags, **conv)
     opt = {"bias": "b" in flags, "act_first": "a" in flags}
     layers = {
         "c": lambda: _cbr(cin, n, padding=1, **opt),
@@ -205,11 +258,12 @@ class Net(nn.Sequential):
         for i, op in enumerate(body):
             if op == "p":
                 layers.append(nn.MaxPool2d(2))
+            elif op.startswith("do"):
+                layers.append(nn.Dropout(dropout_of(op)))
             elif op[0] == "e":
                 layers.append(SqueezeExcite(channels, int(op[1:])))
             else:
-                flags = split_op(op)[2]
-                classifier = i == len(body) - 1 and arch.ops[-1] == "gap" and "a" not in flags
+                classifier = is_classifier(arch, i)
                 layers.append(_block(op, channels, classifier))
                 channels = split_op(op)[1]
                 if arch.dropout and not classifier:

@@ -64,6 +64,21 @@ def ghost(stem=8, widths=(16, 24), body=(24, 32), fc=True, dropout=0.05) -> str:
                 *(f"g{w}" for w in body), "p", _head(fc)) + f"|do{dropout:g}"
 
 
+@family
+def staged(widths=(4, 8, 8), depths=(3, 3, 3), head="fc", dropout=0.01) -> str:
+    """Stages of padded 3x3 convs at one width each, a max-pool and a dropout op between
+    stages (none after the last), GAP, a linear head: the published 3,762-parameter layout
+    (models/peers.py) as a family. The convs have no bias (BatchNorm follows each)."""
+    if len(widths) != len(depths):
+        raise ValueError(f"staged: {len(widths)} widths for {len(depths)} stages")
+    ops = []
+    for i, (w, d) in enumerate(zip(widths, depths)):
+        ops += [f"c{w}"] * d
+        if i < len(widths) - 1:
+            ops += ["p"] + ([f"do{dropout:g}"] if dropout else [])
+    return _ops(*ops, "gap", head) + "|do0"
+
+
 # Named members. Sizes in the names are parameter counts, rounded; tests check them.
 @register
 def plain_4k():

@@ -83,8 +83,18 @@ def _ghost(t) -> dict:
                 fc=t.suggest_categorical("ghost.fc", [False, True]))
 
 
+def _staged(t) -> dict:
+    widths = _widths(t, "staged.widths", (2, 3), 4, 16)
+    n = len(widths)  # one depth per stage: asked as a tuple, so params_of inverts it
+    depths = tuple(t.suggest_int(f"staged.depths{i}", 1, 3)
+                   for i in range(t.suggest_int("staged.depths_depth", n, n)))
+    return dict(widths=widths, depths=depths,
+                head=t.suggest_categorical("staged.head", ["fc", "fcn"]))
+
+
 ARCH_SPACES: dict[str, Callable] = {"plain": _plain, "sepconv": _sepconv, "resnet": _resnet,
-                                    "dilated": _dilated, "squeeze": _squeeze, "ghost": _ghost}
+                                    "dilated": _dilated, "squeeze": _squeeze, "ghost": _ghost,
+                                    "staged": _staged}
 
 
 def suggest_member(trial) -> dict:
@@ -132,6 +142,12 @@ def suggest_training(trial) -> dict:
         "shear": lambda: _stepped(trial, "shear", 0.0, 15.0, 5.0),
         "erase": lambda: _stepped(trial, "erase", 0.0, 0.5, 0.1),
         "ema": lambda: trial.suggest_categorical("ema", [0.0, 0.99, 0.995, 0.998, 0.999]),
+        # What published tiny models train with (models/peers.py), searched since.
+        "schedule_step": lambda: trial.suggest_categorical("schedule_step", ["batch", "epoch"]),
+        "init": lambda: trial.suggest_categorical("init", ["default", "xavier", "kaiming"]),
+        "augment_p": lambda: _stepped(trial, "augment_p", 0.25, 1.0, 0.25),
+        "brightness": lambda: _stepped(trial, "brightness", 0.0, 0.3, 0.1),
+        "contrast": lambda: _stepped(trial, "contrast", 0.0, 0.3, 0.1),
     }
     if schedule == "onecycle":  # the cycle's shape: start lr/div, end lr/(div*final_div)
         later["div_factor"] = lambda: trial.suggest_float("div_factor", 5.0, 100.0, log=True)
@@ -239,6 +255,9 @@ def replay_params(spec: dict, recipe: dict, task: str = "mnist") -> dict | None:
     params = params_of(spec, recipe)
     with warnings.catch_warnings(record=True) as caught:  # FixedTrial warns off the grid
         warnings.simplefilter("always")
-        replayed = suggest(optuna.trial.FixedTrial(params), task)
+        try:
+            replayed = suggest(optuna.trial.FixedTrial(params), task)
+        except ValueError:  # and refuses what no distribution holds (0 on a log scale)
+            return None
     want = {**{k: recipe[k] for k in replayed if k != "model"}, "model": member_arch(spec)}
     return None if caught or replayed != want else params

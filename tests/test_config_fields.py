@@ -48,6 +48,11 @@ TRAINING = {
     "final_div_factor": (20.0, {}),
     "anneal": ("cos", {}),
     "cycle_momentum": (True, {}),
+    "schedule_step": ("epoch", {"epochs": 2}),
+    "init": ("xavier", {}),
+    "augment_p": (0.5, {}),
+    "brightness": (0.2, {}),
+    "contrast": (0.2, {}),
 }
 # Speed fields change how train() computes, not what it means: two values of each must resolve
 # to two different fast paths on CPU.

@@ -20,6 +20,10 @@ PEERS = {
     "peer_snehanshu_8k": ("c10-c10-c10-p-v16-v16-v8-v8-t8-t16-gap-fcn|do0", 7_918),
     "peer_ram_9k": ("v4-v4-v8-p-t8-v16-v16-c16-c16-t10n-gap|do0.05", 8_932),
     "peer_deepanshu_6k": ("v4a-v10a-p-t8a-t4a-v10a-v16a-v12a-v16a-gap-fcn|do0", 6_084),
+    "peer_adilsammar_4k": ("c4b-c4b-c4b-p-do0.01-c8b-c8b-c8b-p-do0.01-c8b-c8b-c8b-gap-fc|do0",
+                           3_762),
+    "peer_adilsammar_5k": (
+        "c4ab-c4ab-p-do0.01-c8ab-c8ab-p-do0.01-c16ab-c16ab-do0.01-t10-gap|do0", 4_838),
 }
 
 
@@ -159,3 +163,53 @@ def test_peers_are_never_queued_as_search_trials():
     assert queued and not any(n.startswith("peer_") for n in queued)
     with pytest.raises(models.UserError, match="off the search grid"):
         enqueue_zoo(optuna.create_study(), task_config(), 20_000, ["peer_ram_9k"])
+
+
+def test_per_epoch_schedule_holds_the_rate_through_each_epoch():
+    """peer_adilsammar_4k's rate: 0.05 -> 0.1 at the 3rd epoch -> 0.05/30 at the 15th."""
+    name = "peer_adilsammar_4k"
+    cfg = task_config(model=name, **models.recipe_of(name))
+    opt = make_optimizer(nn.Linear(2, 2), cfg, torch.device("cpu"))
+    sched = make_schedule(opt, cfg, total_steps=cfg.epochs * 3)  # 3 batches per epoch
+    lrs = []
+    for _ in range(cfg.epochs * 3):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    per_epoch = lrs[::3]
+    assert lrs == [lr for lr in per_epoch for _ in range(3)]
+    assert per_epoch[:3] == pytest.approx([0.05, 0.075, 0.1])
+    assert per_epoch[-1] == pytest.approx(0.05 / 30)
+    assert opt.param_groups[0]["momentum"] == 0.95
+
+
+@pytest.mark.parametrize("scheme", ["xavier", "kaiming"])
+def test_init_redraws_weights_from_the_seed_and_zeroes_biases(scheme):
+    from benchmarks.harness.init import init_weights
+
+    a, b = (models.create_model("peer_adilsammar_4k") for _ in range(2))
+    init_weights(a, scheme, seed=3)
+    init_weights(b, scheme, seed=3)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    convs = _convs(a)
+    assert all(bool((c.bias == 0).all()) for c in convs)
+    w = convs[1].weight  # 4 -> 4, 3x3: fan in = fan out = 36
+    if scheme == "xavier":
+        assert w.abs().max() <= (6 / 72) ** 0.5
+    c = models.create_model("peer_adilsammar_4k")
+    init_weights(c, scheme, seed=4)
+    assert not torch.equal(_convs(c)[1].weight, w)
+
+
+def test_augment_p_and_brightness_contrast():
+    from benchmarks.harness.data import augment
+
+    x = (torch.rand(64, 1, 28, 28) * 255).to(torch.uint8)
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    assert torch.equal(augment(x, 7.0, 0.1, gen(), p=0.0), x.float() / 255)
+    half = augment(x, 7.0, 0.1, gen(), p=0.5)
+    kept = [torch.equal(half[i], x[i].float() / 255) for i in range(64)]
+    assert 0 < sum(kept) < 64
+    jitter = augment(x, 0.0, 0.0, gen(), brightness=0.2, contrast=0.2)
+    assert jitter.min() >= 0 and jitter.max() <= 1
+    assert not torch.equal(jitter, x.float() / 255)

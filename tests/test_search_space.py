@@ -80,7 +80,8 @@ def test_fixed_trial_replays_a_sample_exactly():
 # ----------------------------------------------------------------------------------------------
 # The recipe for tiny models (issue 19): new training choices, old trials replayed unchanged.
 
-NEW_FIELDS = ("scale", "shear", "erase", "ema", "div_factor", "final_div_factor", "anneal")
+NEW_FIELDS = ("scale", "shear", "erase", "ema", "div_factor", "final_div_factor", "anneal",
+              "schedule_step", "init", "augment_p", "brightness", "contrast")
 
 
 def test_space_samples_every_new_training_choice():
@@ -186,3 +187,24 @@ def test_committed_trials_replay_as_they_trained(db):
             assert replayed == {"model": space.suggest_architecture(then),
                                 **_training_before_issue_19(then)}, (summary.study_name, t.number)
     assert count > 10
+
+
+def test_the_staged_family_is_sampled_under_a_small_budget_and_replays():
+    from models import build, count_params
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    small = []
+    for _ in range(300):
+        trial = study.ask()
+        spec = space.suggest_member(trial)
+        if spec["family"] == "staged":
+            arch = space.member_arch(spec)
+            assert arch.count("-p-") == len(spec["widths"]) - 1 and arch.endswith("|do0")
+            if count_params(build(arch)) <= 3_700:
+                small.append(spec)
+        study.tell(trial, 0.0)
+    assert len(small) >= 3
+    recipe = dataclasses.asdict(Config())
+    for spec in small:
+        params = space.replay_params(spec, recipe)
+        assert params is not None and params["family"] == "staged"

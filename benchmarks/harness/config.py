@@ -18,6 +18,8 @@ from models.registry import RECIPES
 SCHEDULES = ("onecycle", "cosine", "constant", "step")
 OPTIMIZERS = ("sgd", "adam")
 ANNEALS = ("linear", "cos")
+SCHEDULE_STEPS = ("batch", "epoch")
+INITS = ("default", "xavier", "kaiming")
 SWITCH = ("auto", "on", "off")
 AMP = ("auto", "bf16", "off")
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")  # what resolve_device takes
@@ -45,12 +47,17 @@ class Config:
     final_div_factor: float = 200.0  # onecycle: the last one is starting lr / final_div_factor
     anneal: str = "linear"  # onecycle: linear | cos, the shape of the rise and of the fall
     cycle_momentum: bool = False  # onecycle: momentum 0.95 -> 0.85 -> 0.95, as torch's default
+    schedule_step: str = "batch"  # batch | epoch: the schedule moves every batch, or per epoch
+    init: str = "default"  # default (torch's) | xavier (uniform) | kaiming (He normal); bias 0
     label_smoothing: float = 0.0  # cross-entropy's: the target keeps 1 - this much mass
     rotate: float = 7.0  # augmentation: max rotation, degrees
     translate: float = 0.08  # augmentation: max shift, fraction of the image side
     scale: float = 0.0  # augmentation: max zoom, fraction (0.1: 0.9x to 1.1x); 0: off
     shear: float = 0.0  # augmentation: max horizontal shear, degrees; 0: off
     erase: float = 0.0  # augmentation: chance an image gets a blank square (cutout); 0: off
+    augment_p: float = 1.0  # augmentation: chance an image gets the affine map, and the jitter
+    brightness: float = 0.0  # augmentation: max brightness shift, fraction of white; 0: off
+    contrast: float = 0.0  # augmentation: max contrast change (0.2: 0.8x to 1.2x); 0: off
     ema: float = 0.0  # decay per step of a weight average, evaluated and saved (0: raw weights)
     val_split: int = 0  # images held out of the training set for validation (10000 in search)
     train_subset: int = 0  # use only the first N training images (0: all); for smoke runs
@@ -92,12 +99,18 @@ class Config:
             (self.div_factor >= 1, "div_factor must be at least 1"),
             (self.final_div_factor >= 1, "final_div_factor must be at least 1"),
             (self.anneal in ANNEALS, f"anneal must be one of {', '.join(ANNEALS)}"),
+            (self.schedule_step in SCHEDULE_STEPS,
+             f"schedule_step must be one of {', '.join(SCHEDULE_STEPS)}"),
+            (self.init in INITS, f"init must be one of {', '.join(INITS)}"),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (0 <= self.rotate <= 180, "rotate must be in [0, 180] degrees"),
             (0 <= self.translate < 1, "translate must be in [0, 1)"),
             (0 <= self.scale < 1, "scale must be in [0, 1)"),
             (0 <= self.shear <= 45, "shear must be in [0, 45] degrees"),
             (0 <= self.erase <= 1, "erase must be a probability in [0, 1]"),
+            (0 <= self.augment_p <= 1, "augment_p must be a probability in [0, 1]"),
+            (0 <= self.brightness <= 1, "brightness must be in [0, 1] (fraction of white)"),
+            (0 <= self.contrast < 1, "contrast must be in [0, 1)"),
             (0 <= self.ema < 1, "ema must be in [0, 1) (decay per step; 0: off)"),
             (self.val_split >= 0, "val_split must be non-negative"),
             (self.train_subset >= 0, "train_subset must be non-negative"),

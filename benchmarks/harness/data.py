@@ -55,17 +55,16 @@ class Split:
             return
         for i in range(0, len(self), cfg.batch_size):
             idx = perm[i:i + cfg.batch_size]
-            x = augment(self.x[idx], cfg.rotate, cfg.translate, gen, scale=cfg.scale,
-                        shear=cfg.shear, erase=cfg.erase)
-            yield normalize(x), self.y[idx]
+            yield normalize(augment(self.x[idx], cfg.rotate, cfg.translate, gen,
+                                    **augment_options(cfg))), self.y[idx]
 
     def epoch_batches(self, cfg, gen: torch.Generator, perm: torch.Tensor):
         """The epoch augmented in one pass, then sliced into batches: on a GPU, a tiny model's
         step is bound by kernel launches, and augmenting each batch launches ~20 of them
         (graphs.py takes the model's step down to a few). The same distribution as batch by
         batch, not the same draws; on CPU, batch by batch keeps the working set in cache."""
-        x = normalize(augment(self.x[perm], cfg.rotate, cfg.translate, gen, scale=cfg.scale,
-                              shear=cfg.shear, erase=cfg.erase))
+        x = normalize(augment(self.x[perm], cfg.rotate, cfg.translate, gen,
+                              **augment_options(cfg)))
         y = self.y[perm]
         for i in range(0, len(self), cfg.batch_size):
             yield x[i:i + cfg.batch_size], y[i:i + cfg.batch_size]
@@ -170,36 +169,64 @@ def normalize(x_uint8_or_float: torch.Tensor) -> torch.Tensor:
     return (x - MEAN) / STD
 
 
+def augment_options(cfg) -> dict:
+    """augment()'s keyword options from a Config."""
+    return dict(scale=cfg.scale, shear=cfg.shear, erase=cfg.erase, p=cfg.augment_p,
+                brightness=cfg.brightness, contrast=cfg.contrast)
+
+
 def augment(x: torch.Tensor, rotate: float, translate: float, gen: torch.Generator,
-            scale: float = 0.0, shear: float = 0.0, erase: float = 0.0) -> torch.Tensor:
+            scale: float = 0.0, shear: float = 0.0, erase: float = 0.0, p: float = 1.0,
+            brightness: float = 0.0, contrast: float = 0.0) -> torch.Tensor:
     """A whole uint8 batch augmented at once, as floats in [0, 1]: one random affine map per
     image (rotation up to `rotate` degrees, shift up to `translate` of the side, zoom by up to
-    1 +- `scale`, horizontal shear up to `shear` degrees), then, with probability `erase` per
-    image, a blank square (cutout) of 10-40% of the side, centred anywhere. Every draw is from
-    `gen`, the run's own; an option at 0 draws nothing, so runs without it are unchanged."""
+    1 +- `scale`, horizontal shear up to `shear` degrees), then a brightness/contrast jitter
+    (x * (1 +- `contrast`) +- `brightness`, clipped to [0, 1], as albumentations'
+    RandomBrightnessContrast), each kept for an image with probability `p`, drawn apart; then,
+    with probability `erase` per image, a blank square (cutout) of 10-40% of the side, centred
+    anywhere. Every draw is from `gen`, the run's own; an option at 0 (`p` at 1) draws
+    nothing, so runs without it are unchanged."""
     x = x.float().div_(255)
     n = x.shape[0]
     if rotate or translate or scale or shear:
-        rand = torch.rand(n, 3, device=x.device, generator=gen) * 2 - 1
-        angle = rand[:, 0] * (rotate * math.pi / 180)
-        cos, sin = torch.cos(angle), torch.sin(angle)
-        shift = rand[:, 1:] * (2 * translate)  # grid coordinates span [-1, 1], i.e. 2 per side
-        # Rows of the map from output to input coordinates: rotation, then shear and zoom.
-        row0, row1 = [cos, -sin], [sin, cos]
-        if scale or shear:
-            more = torch.rand(n, 2, device=x.device, generator=gen) * 2 - 1
-            zoom = 1 + more[:, 0] * scale  # over 1 magnifies: input coordinates shrink
-            k = torch.tan(more[:, 1] * (shear * math.pi / 180))
-            # rotation @ [[1, k], [0, 1]] / zoom
-            row0 = [cos / zoom, (cos * k - sin) / zoom]
-            row1 = [sin / zoom, (sin * k + cos) / zoom]
-        theta = torch.stack([torch.stack([*row0, shift[:, 0]], 1),
-                             torch.stack([*row1, shift[:, 1]], 1)], 1)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        x = F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
+        x = _maybe(x, _affine(x, rotate, translate, scale, shear, gen), p, gen)
+    if brightness or contrast:
+        a, b = (torch.rand(n, 2, 1, 1, 1, device=x.device, generator=gen) * 2 - 1).unbind(1)
+        x = _maybe(x, (x * (1 + a * contrast) + b * brightness).clamp_(0, 1), p, gen)
     if erase:
         x = x.masked_fill(cutout_mask(x.shape, erase, gen, x.device), 0.0)
     return x
+
+
+def _maybe(x: torch.Tensor, changed: torch.Tensor, p: float, gen: torch.Generator):
+    """`changed` for each image with probability p, else `x` (no draw when p is 1)."""
+    if p >= 1:
+        return changed
+    keep = torch.rand(x.shape[0], 1, 1, 1, device=x.device, generator=gen) < p
+    return torch.where(keep, changed, x)
+
+
+def _affine(x: torch.Tensor, rotate: float, translate: float, scale: float, shear: float,
+            gen: torch.Generator) -> torch.Tensor:
+    """One random affine map per image (see augment)."""
+    n = x.shape[0]
+    rand = torch.rand(n, 3, device=x.device, generator=gen) * 2 - 1
+    angle = rand[:, 0] * (rotate * math.pi / 180)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    shift = rand[:, 1:] * (2 * translate)  # grid coordinates span [-1, 1], i.e. 2 per side
+    # Rows of the map from output to input coordinates: rotation, then shear and zoom.
+    row0, row1 = [cos, -sin], [sin, cos]
+    if scale or shear:
+        more = torch.rand(n, 2, device=x.device, generator=gen) * 2 - 1
+        zoom = 1 + more[:, 0] * scale  # over 1 magnifies: input coordinates shrink
+        k = torch.tan(more[:, 1] * (shear * math.pi / 180))
+        # rotation @ [[1, k], [0, 1]] / zoom
+        row0 = [cos / zoom, (cos * k - sin) / zoom]
+        row1 = [sin / zoom, (sin * k + cos) / zoom]
+    theta = torch.stack([torch.stack([*row0, shift[:, 0]], 1),
+                         torch.stack([*row1, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
 
 
 def cutout_mask(shape, p: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:

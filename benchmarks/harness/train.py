@@ -13,6 +13,7 @@ per device type from Config's "auto" values to what measured fastest (fast.py).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import math
 import platform
@@ -28,6 +29,7 @@ from . import graphs
 from .data import Data
 from .ema import WeightAverage
 from .fast import Fast, eval_channels_last, fast_model, fast_settings, make_optimizer
+from .init import init_weights
 
 
 class DivergedError(RuntimeError):
@@ -172,6 +174,9 @@ def _is_channels_last(model: nn.Module) -> bool:
 # Training
 
 def make_schedule(opt, cfg, total_steps: int):
+    if cfg.schedule_step == "epoch" and total_steps > cfg.epochs:  # one step per epoch
+        by_epoch = make_schedule(opt, dataclasses.replace(cfg, schedule_step="batch"), cfg.epochs)
+        return PerEpoch(by_epoch, total_steps // cfg.epochs)
     if cfg.schedule == "onecycle" and total_steps >= 2:
         # OneCycleLR divides by zero unless warm-up spans more than one step (tiny runs).
         return torch.optim.lr_scheduler.OneCycleLR(
@@ -186,6 +191,22 @@ def make_schedule(opt, cfg, total_steps: int):
         return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size * steps_per_epoch,
                                                gamma=cfg.gamma)
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+
+
+class PerEpoch:
+    """A schedule of one step per epoch, stepped every `steps` batches: the learning rate (and
+    a cycled momentum) holds through each epoch, as loops that set it per epoch have it."""
+
+    def __init__(self, schedule, steps: int):
+        self.schedule, self.steps, self.calls = schedule, steps, 0
+
+    def step(self) -> None:
+        self.calls += 1
+        if self.calls % self.steps == 0:
+            self.schedule.step()
+
+    def get_last_lr(self) -> list[float]:
+        return self.schedule.get_last_lr()
 
 
 def progress_bar(enabled: bool) -> Progress:
@@ -205,6 +226,7 @@ def train(model: nn.Module, cfg, data: Data,
     """
     device = resolve_device(cfg.device)
     fast = fast_settings(cfg, device)
+    init_weights(model, cfg.init, cfg.seed)
     model.to(device)
     with fast_model(model, fast, cfg.seed), own_stream(device):
         return _train(model, cfg, data, on_epoch, device, fast)
