@@ -4,6 +4,20 @@ from __future__ import annotations
 
 from benchmarks.__main__ import main
 
+
+def _write_runs(rows: list[dict], path) -> None:
+    """`rows` as a runs CSV its readers accept: every column (results.KINDS), those a test
+    leaves out filled with a value of their kind."""
+    import pandas as pd
+
+    from benchmarks.harness.results import KINDS
+
+    filler = {"text": "x", "count": 1, "percent": None, "amount": 1.0, "percents": "[]",
+              "amounts": "[]", "object": "{}"}
+    pd.DataFrame([{c: r.get(c, filler[kind.rstrip("?")]) for c, kind in KINDS.items()}
+                  for r in rows]).to_csv(path, index=False)
+
+
 STALE = "intro\n\n<!-- table: leaderboard -->\n| made up by hand |\n<!-- end table -->\nafter\n"
 
 
@@ -43,8 +57,6 @@ def _whole(row: dict) -> dict:
 def test_ablation_table_compares_each_variant_with_its_parent_seed_by_seed(tmp_path):
     import json
 
-    import pandas as pd
-
     from benchmarks.commands.docs import ablation_table
 
     base = {"model": "a", "ema": 0.999, "scale": 0.0, "shear": 0.0, "val_split": 10000}
@@ -56,7 +68,7 @@ def test_ablation_table_compares_each_variant_with_its_parent_seed_by_seed(tmp_p
                     "config": json.dumps({**base, **changes, "seed": seed})})
             for changes, accs in variants for seed, acc in zip((1, 2), accs)]
     # Written child first: the reference is the most common settings, not the first row.
-    pd.DataFrame(rows[::-1]).to_csv(tmp_path / "ablation.csv", index=False)
+    _write_runs(rows[::-1], tmp_path / "ablation.csv")
     lines = ablation_table(tmp_path, "ablation").splitlines()
     assert lines[2].startswith("| reference: ema 0.999, scale 0.0, shear 0.0 | - | 2 | "
                                "1: 99.45 2: 99.52 | 99.48 | - | - |")
@@ -68,13 +80,13 @@ def test_ablation_table_compares_each_variant_with_its_parent_seed_by_seed(tmp_p
     assert lines[-1].startswith("`a`, 20 epochs, trained on 50,000 images")
     # A variant that changes the model: the footer names the reference's only.
     rows.append({**rows[0], "arch": "b", "config": json.dumps({**base, "model": "b", "seed": 1})})
-    pd.DataFrame(rows).to_csv(tmp_path / "ablation.csv", index=False)
+    _write_runs(rows, tmp_path / "ablation.csv")
     lines = ablation_table(tmp_path, "ablation").splitlines()
     assert any(line.startswith("| model b | reference | 1 |") for line in lines)
     # Two fields changed at once, with neither alone run: compared with the reference.
     rows.append({**rows[0], "seed": 2, "final_val_acc": 99.30,
                  "config": json.dumps({**base, "ema": 0.5, "shear": 20.0, "seed": 2})})
-    pd.DataFrame(rows).to_csv(tmp_path / "ablation.csv", index=False)
+    _write_runs(rows, tmp_path / "ablation.csv")
     lines = ablation_table(tmp_path, "ablation").splitlines()
     assert "| ema 0.5, shear 20.0 | reference | 1 | 2: 99.30 | 99.30 | -0.220 | 0 of 1 |" in lines
     assert lines[-1].startswith("Reference model `a`, 20 epochs")
@@ -118,8 +130,6 @@ def test_peers_table_splits_a_peers_runs_by_recipe(tmp_path):
     import dataclasses
     import json
 
-    import pandas as pd
-
     from benchmarks.commands.docs import PEER_RECIPE, peers_table
     from benchmarks.harness.config import Config
     from models import arch_of, recipe_of
@@ -132,10 +142,10 @@ def test_peers_table_splits_a_peers_runs_by_recipe(tmp_path):
                        "seed": seed, "final_test_acc": acc,
                        "config": json.dumps(dataclasses.asdict(cfg))})
     own, ours = recipe_of(name), recipe_of(PEER_RECIPE)
-    pd.DataFrame([run(own, 2, 99.30), run(own, 1, 99.50), run(ours, 1, 99.45),
-                  run(ours, 2, 99.35), run(ours, 3, 99.20, lr=0.2),  # another recipe: neither
-                  run(own, 3, 99.10, epochs=20)]  # its recipe at 20 epochs: neither either
-                 ).to_csv(tmp_path / "runs.csv", index=False)
+    _write_runs([run(own, 2, 99.30), run(own, 1, 99.50), run(ours, 1, 99.45),
+                 run(ours, 2, 99.35), run(ours, 3, 99.20, lr=0.2),  # another recipe: neither
+                 run(own, 3, 99.10, epochs=20)],  # its recipe at 20 epochs: neither either
+                tmp_path / "runs.csv")
     row = next(line for line in peers_table(tmp_path).splitlines() if f"`{name}`" in line)
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[4:] == [str(own["epochs"]), "2", "99.40", "99.30", "1 of 2", "99.40, 1 of 2"]
