@@ -44,16 +44,6 @@ def test_unknown_table_is_a_user_error(tmp_path, capsys):
     assert "unknown generated table 'nope'" in capsys.readouterr().err
 
 
-def _whole(row: dict) -> dict:
-    """A runs-CSV row with every column (every reader refuses a file that lacks one): the
-    columns a test does not set hold a value of their kind."""
-    from benchmarks.harness.columns import KINDS
-
-    filler = {c: "[]" if kind in ("percents", "amounts") else "x" if kind == "text" else
-              "{}" if kind == "object" else 0 for c, kind in KINDS.items()}
-    return {**filler, **row}
-
-
 def test_ablation_table_compares_each_variant_with_its_parent_seed_by_seed(tmp_path):
     import json
 
@@ -63,9 +53,9 @@ def test_ablation_table_compares_each_variant_with_its_parent_seed_by_seed(tmp_p
     variants = [({"ema": 0.0}, [99.40, 99.50]), ({}, [99.45, 99.52]),
                 ({"scale": 0.1}, [99.40, 99.60]),
                 ({"scale": 0.1, "shear": 10.0}, [99.50, 99.50])]
-    rows = [_whole({"arch": "a", "epochs": 20, "train_images": 50000, "device_name": "cpu",
-                    "seed": seed, "final_val_acc": acc, "final_test_acc": 0.0,
-                    "config": json.dumps({**base, **changes, "seed": seed})})
+    rows = [{"arch": "a", "epochs": 20, "train_images": 50000, "device_name": "cpu",
+             "seed": seed, "final_val_acc": acc, "final_test_acc": 0.0,
+             "config": json.dumps({**base, **changes, "seed": seed})}
             for changes, accs in variants for seed, acc in zip((1, 2), accs)]
     # Written child first: the reference is the most common settings, not the first row.
     _write_runs(rows[::-1], tmp_path / "ablation.csv")
@@ -138,9 +128,9 @@ def test_peers_table_splits_a_peers_runs_by_recipe(tmp_path):
 
     def run(recipe: dict, seed: int, acc: float, **flags) -> dict:
         cfg = Config(**{"epochs": 20, **recipe, **flags, "model": name, "seed": seed})
-        return _whole({"arch": arch_of(name), "train_images": 60_000, "epochs": cfg.epochs,
-                       "seed": seed, "final_test_acc": acc,
-                       "config": json.dumps(dataclasses.asdict(cfg))})
+        return {"arch": arch_of(name), "train_images": 60_000, "epochs": cfg.epochs,
+                "seed": seed, "final_test_acc": acc,
+                "config": json.dumps(dataclasses.asdict(cfg))}
     own, ours = recipe_of(name), recipe_of(PEER_RECIPE)
     _write_runs([run(own, 2, 99.30), run(own, 1, 99.50), run(ours, 1, 99.45),
                  run(ours, 2, 99.35), run(ours, 3, 99.20, lr=0.2),  # another recipe: neither
