@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,onnx]'
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -25,8 +25,8 @@ OLDEST := .venv-oldest
 test-oldest:
 	test -x $(OLDEST)/bin/python || $(PY) -m venv $(OLDEST)
 	$(PY) .ci/oldest.py > $(OLDEST)/constraints.txt
-	$(OLDEST)/bin/python -m pip install -q -c $(OLDEST)/constraints.txt -e '.[dev]'
-	$(OLDEST)/bin/python -m pip list 2>/dev/null | grep -E '^(torch|torchvision|optuna|pandas|numpy) '
+	$(OLDEST)/bin/python -m pip install -q -c $(OLDEST)/constraints.txt -e '.[dev,onnx]'
+	$(OLDEST)/bin/python -m pip list 2>/dev/null | grep -E '^(torch|torchvision|optuna|pandas|numpy|onnx|onnxruntime) '
 	$(OLDEST)/bin/python -m pytest
 
 test-slow: $(STAMP)

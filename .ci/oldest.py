@@ -3,7 +3,8 @@ allows, for `make test-oldest`: the promise `torch>=2.4` is only kept if somethi
 
 Every runtime dependency must be written `name>=version` (extras allowed): a new one written
 otherwise stops this script, so the oldest-versions test never silently skips a dependency.
-Development tools (pytest, ruff, ...) are left to the resolver: they are not promised to users.
+The optional extras users install (onnx) are runtime dependencies too; the development tools
+of the `dev` extra (pytest, ruff, ...) are left to the resolver: they are not promised to users.
 """
 
 import re
@@ -19,8 +20,10 @@ LOWER = re.compile(r"^([A-Za-z0-9_.-]+)(\[[^\]]*\])?>=([0-9][0-9.]*)$")
 
 def main() -> int:
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    extras = project.get("optional-dependencies", {})
     lines = []
-    for dep in project["dependencies"]:
+    for dep in project["dependencies"] + [d for name, deps in extras.items() if name != "dev"
+                                          for d in deps]:
         m = LOWER.match(dep.replace(" ", ""))
         if m is None:
             sys.exit(f"oldest.py: cannot read a lowest version from {dep!r} (write name>=X)")

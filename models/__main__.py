@@ -12,11 +12,13 @@ from .report import print_summary, print_zoo, write_csv, zoo_rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m models", description=__doc__,
+                                     allow_abbrev=False)
     parser.add_argument("--csv", nargs="?", const="-", metavar="PATH",
                         help="write the zoo table as CSV (to PATH, or stdout)")
     sub = parser.add_subparsers(dest="command")
-    s = sub.add_parser("summary", help="torchinfo's per-layer table for one model")
+    s = sub.add_parser("summary", help="torchinfo's per-layer table for one model",
+                       allow_abbrev=False)
     s.add_argument("name", help="zoo member name or architecture string")
     args = parser.parse_args(argv)
     try:

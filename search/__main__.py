@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import sys
 from pathlib import Path
@@ -188,9 +189,13 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # allow_abbrev=False everywhere: `--epoch 1` is refused, never taken for --epochs.
     parser = argparse.ArgumentParser(prog="python -m search", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
+    sub = parser.add_subparsers(dest="command", required=True,
+                                parser_class=functools.partial(argparse.ArgumentParser,
+                                                               allow_abbrev=False))
     add_parsers(sub)
     args = parser.parse_args(argv)
     return run_command(lambda: args.func(args), interrupted="interrupted")

@@ -1,0 +1,49 @@
+"""Command-line conventions: console scripts beside `python -m`, no abbreviated flags, and a
+suggestion for a misspelled model name."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import tomllib
+
+import pytest
+from conftest import REPO
+
+import benchmarks.__main__
+import models.__main__
+import search.__main__
+
+SCRIPTS = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_each_script_is_a_main_taking_argv_and_returning_its_exit_code(name, capsys):
+    module, func = SCRIPTS[name].split(":")
+    main = getattr(importlib.import_module(module), func)
+    assert module.endswith(".__main__") and inspect.signature(main).parameters["argv"].default \
+        is None
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0 and "usage:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("main, argv, flag", [
+    (benchmarks.__main__.main, ["mnist", "--epoch", "1"], "--epoch"),
+    (benchmarks.__main__.main, ["evaluate", "--checkpoint", "x", "--spl", "val"], "--spl"),
+    (search.__main__.main, ["run", "--epoch", "1"], "--epoch"),
+    (models.__main__.main, ["--cs"], "--cs"),
+])
+def test_an_abbreviated_flag_is_refused_not_guessed(main, argv, flag, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and f"unrecognized arguments: {flag}" in err
+
+
+def test_a_misspelled_model_gets_the_closest_names(capsys):
+    assert models.__main__.main(["summary", "plain_7kk"]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert "unknown model 'plain_7kk'; did you mean plain_7k" in err
+    assert benchmarks.__main__.main(["mnist", "--model", "resnet8k", "--epochs", "1"]) == 2
+    assert "did you mean resnet_8k" in capsys.readouterr().err.replace("\n", "")
