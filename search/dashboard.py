@@ -48,6 +48,7 @@ def serve(storage: str | None = None, host: str = "127.0.0.1", port: int = 8080)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m search.dashboard", description=__doc__,
+                                     allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--storage", default=None,
                         help="Optuna storage URL (default: sqlite:///results/search.db, "
