@@ -121,6 +121,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="confirm these trial numbers instead of the top K (e.g. the smallest "
                         "model that reached the target on validation)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1], metavar="S", help="default: 1")
+    p.add_argument("--results", type=Path, default=None,
+                   help="runs CSV to append to (default: results/runs.csv or $NAS_RESULTS)")
     add_jobs_arg(p, "runs")
     add_config_args(p, skip=_skip(CONFIRM_FIELDS))
     p.set_defaults(func=run_confirm)
@@ -153,7 +155,8 @@ def run_confirm(args: argparse.Namespace) -> int:
     overrides = {f: getattr(args, f) for f in CONFIRM_FIELDS if getattr(args, f) is not None}
     Config(**overrides)  # check the options before any training
     study = load_study(open_storage(args.storage, create=False), args.study)
-    confirm(study, args.top, seeds, overrides, numbers=args.trials, jobs=jobs)
+    confirm(study, args.top, seeds, overrides, numbers=args.trials, jobs=jobs,
+            results=args.results)
     return 0
 
 

@@ -75,9 +75,10 @@ def chosen(study: optuna.Study, numbers: list[int]) -> list[optuna.trial.FrozenT
 
 def confirm(study: optuna.Study, top: int, seeds: list[int], overrides: dict,
             console: Console | None = None, numbers: list[int] | None = None,
-            jobs: int | None = 1) -> list[dict]:
+            jobs: int | None = 1, results: Path | None = None) -> list[dict]:
     """Re-train the top trials (or the trials numbered `numbers`) on the full training set
-    per seed, `jobs` runs at a time (None: one per core on CPU); append rows to runs.csv."""
+    per seed, `jobs` runs at a time (None: one per core on CPU); append rows to `results`
+    (default: results/runs.csv)."""
     console = console or Console(highlight=False)
     trials = chosen(study, numbers) if numbers else pick(study, top)
     if not trials:
@@ -87,7 +88,7 @@ def confirm(study: optuna.Study, top: int, seeds: list[int], overrides: dict,
     device = resolve_device(base.device)
     n_jobs = resolve_jobs(jobs, device)
     base = for_jobs(dataclasses.replace(base, progress=console.is_terminal), n_jobs)
-    check_target()  # results/runs.csv can take the rows, before any data is loaded
+    check_target(results)  # the runs CSV can take the rows, before any data is loaded
     data = task.load_data(base, device)  # full train set and the test set
     console.print(f"confirming {len(trials)} trial(s) of {study.study_name} with seeds {seeds}: "
                   f"{len(data.train):,} training images, {len(data.test):,} test images, "
@@ -98,7 +99,7 @@ def confirm(study: optuna.Study, top: int, seeds: list[int], overrides: dict,
         t, seed = pair
         cfg = dataclasses.replace(base, **replay(t.params, base.task), seed=seed)
         row = run_one(task, cfg, data, source=f"{CONFIRMED}{study.study_name}:{t.number}",
-                      on_epoch=stop_hook(stop, console if n_jobs > 1 else None,
+                      results=results, on_epoch=stop_hook(stop, console if n_jobs > 1 else None,
                                          f"trial {t.number} seed {seed}"))
         console.print(f"trial {t.number} seed {seed}: test {row['final_test_acc']:.2f}%  "
                       f"{row['params']:,} params  {row['seconds']:.0f} s  {row['arch']}")

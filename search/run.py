@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
 from pathlib import Path
 
 import optuna
@@ -218,8 +219,12 @@ def run(args: argparse.Namespace) -> int:
             _requeue(study, number, console)
         return 130
     reporter.summary()
+    # The hint names the storage it used: without it, export would read the default database,
+    # which may hold a committed study of the same name.
+    where = f" --storage {shlex.quote(safe_url(args.storage))}" if args.storage else ""
     console.print(f"stopped: {stopper.why or 'timeout reached'}. Run the same command to go on; "
-                  f"`python -m search export --study {name}` writes the trials to CSV.")
+                  f"`python -m search export --study {name}{where}` writes the trials to CSV.",
+                  soft_wrap=True)
     return 0
 
 

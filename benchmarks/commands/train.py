@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import statistics
 from pathlib import Path
 
 from rich.console import Console
@@ -81,5 +82,16 @@ def main(args: argparse.Namespace) -> int:
         console.print(f"  weights: {row['checkpoint']}", soft_wrap=True)
         return row
 
-    side_by_side(jobs, run, seeds)
+    rows = side_by_side(jobs, run, seeds)
+    if len(rows) > 1:
+        console.print(seeds_summary([row[f"final_{col}_acc"] for row in rows], name,
+                                    base.target), soft_wrap=True)
     return 0
+
+
+def seeds_summary(accs: list[float], split: str, target: float) -> str:
+    """One line over the seeds' final accuracies: mean, std, min, how many reached target."""
+    mean = statistics.fmean(accs)
+    return (f"{len(accs)} seeds, final {split} accuracy: mean {mean:.2f}%, std "
+            f"{statistics.stdev(accs):.2f}, min {min(accs):.2f}%, max {max(accs):.2f}%; "
+            f"{sum(a >= target for a in accs)} of {len(accs)} at {target:g}% or more")
