@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import optuna
 import pandas as pd
@@ -20,6 +21,7 @@ from benchmarks.commands.drawing import (
 from benchmarks.harness.config import Config
 from benchmarks.tasks import mnist, run_one
 from benchmarks.tasks.mnist import load_data
+from models import arch_of
 
 
 def _png(path) -> tuple[int, int]:
@@ -68,6 +70,33 @@ def test_plots_command_writes_every_picture(tiny_results, capsys):
     assert "PNG files written" in printed and "misclassified.png" in printed
     assert not (out / "zoo-curves.png").exists()  # 2-epoch smoke runs stay off the zoo chart
     _png(plot_zoo_curves([row], results_dir / "zoo.png"))
+
+
+def test_run_folders_are_kept_only_for_runs_with_weights(tiny_results):
+    results_dir, row = tiny_results
+    stale = results_dir / "plots" / "runs" / "mnist-plain_4k-s3-20250101T000000"
+    stale.mkdir(parents=True)
+    (stale / "curves.png").write_bytes(b"old picture")
+    mine = results_dir / "plots" / "runs" / "notes"  # not a run's folder: left alone
+    mine.mkdir()
+    assert main(["plots"]) == 0
+    folders = sorted(p.name for p in (results_dir / "plots" / "runs").iterdir())
+    assert folders == sorted(["notes", Path(row["checkpoint"]).name.removesuffix(
+        "-final.safetensors")])
+
+
+def test_zoo_curves_name_members_of_their_own_recipe(tmp_path, monkeypatch):
+    from benchmarks.commands import plots
+
+    drawn = []
+    monkeypatch.setattr(plots.plots, "plot_zoo_curves", lambda runs, path: drawn.extend(runs))
+    monkeypatch.setattr(plots, "benchmark_runs", lambda _: [
+        {"task": "mnist", "epochs": 20, "seed": 2, "arch": arch_of("plain_7k"), "model": "x",
+         "config": "{}", "stem": "a"},
+        {"task": "mnist", "epochs": 20, "seed": 1, "arch": arch_of("nas_plain_5k"),
+         "model": "v8-raw-string", "config": "{}", "stem": "b"}])  # not its own recipe
+    plots.regenerate(tmp_path, tmp_path / "plots", summary=False)
+    assert [r["model"] for r in drawn] == ["plain_7k"]
 
 
 def test_plots_without_data_skip_only_the_pictures_that_need_it(tiny_results, tmp_path,

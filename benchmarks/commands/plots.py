@@ -20,7 +20,7 @@ from optuna.search_space import intersection_search_space
 from optuna.trial import TrialState
 from rich.console import Console
 
-from models import UserError
+from models import UserError, arch_of, list_models
 from models.registry import SOURCES
 
 from ..harness import results as results_mod
@@ -31,7 +31,7 @@ from ..harness.train import evaluate
 from ..tasks import get_task, load_checkpoint
 from . import drawing as plots
 from .evaluate import load_split
-from .leaderboard import leaderboard, zoo_task
+from .leaderboard import leaderboard, recipe_key, trained_with, zoo_task
 
 
 def benchmark_runs(results_dir: Path) -> list[dict]:
@@ -187,12 +187,21 @@ def regenerate(results_dir: Path | None = None, out: Path | None = None,
     console = console or Console()
     runs = benchmark_runs(results_dir)
     made = []
-    for run in runs:
+    # A run's own folder only where its weights are at hand (the committed champions'): the
+    # other runs' curves are in zoo-curves.png and their rows; stale folders are removed.
+    kept = [run for run in runs if run.get("checkpoint")]
+    for run in kept:
         made += run_plots(run, out, console)
-    zoo = [r for r in runs if zoo_task(r["task"]) and int(r["epochs"]) >= 5]
-    first = {}  # one run per architecture (its lowest seed) keeps the chart readable
-    for r in sorted(zoo, key=lambda r: int(r["seed"])):
-        first.setdefault(r["arch"], r)
+    _prune_run_folders(out / "runs", {run["stem"] for run in kept})
+    # The zoo's members, each by name, on one chart: one run per member (its lowest seed) of
+    # the member's own recipe keeps it readable.
+    members = {arch_of(m): m for m in list_models()}
+    first = {}
+    for r in sorted(runs, key=lambda r: int(r["seed"])):
+        member = members.get(r["arch"])
+        if member and zoo_task(r["task"]) and int(r["epochs"]) >= 5 and trained_with(
+                member, recipe_key(r["config"]), int(r["epochs"])):
+            first.setdefault(member, {**r, "model": member})
     if first:
         made.append(plots.plot_zoo_curves(list(first.values()), out / "zoo-curves.png"))
     made += params_vs_accuracy(results_dir, out)
@@ -209,6 +218,20 @@ def regenerate(results_dir: Path | None = None, out: Path | None = None,
     for db in dbs:
         made += study_plots(f"sqlite:///{db}", out, db.stem, console)
     return made
+
+
+def _prune_run_folders(folder: Path, keep: set[str]) -> None:
+    """Remove run folders (only PNGs in folders named like runs) that no kept run drew."""
+    if not folder.is_dir():
+        return
+    for run in folder.iterdir():
+        if run.is_dir() and run.name not in keep and re.fullmatch(r"\w[\w.-]*-s\d+-\d+T\d+(-\d+)?",
+                                                                 run.name):
+            pngs = list(run.glob("*.png"))
+            if len(pngs) == len(list(run.iterdir())):  # nothing but pictures: ours to remove
+                for png in pngs:
+                    png.unlink()
+                run.rmdir()
 
 
 def _check_out(out: Path) -> None:
