@@ -17,10 +17,13 @@ MEMBER = "nas_plain_6k"  # a promoted member: its runs with its own recipe carry
 def _row(model: str, seed: int, acc: float, epochs: int = 20, source: str = "benchmarks mnist",
          **config) -> dict:
     cfg = {"task": "mnist", "model": model, "epochs": epochs, "seed": seed, **config}
-    return {"task": "mnist", "model": model, "arch": arch_of(model), "params": 1, "epochs": epochs,
-            "seed": seed, "device_name": "x86_64 cpu", "train_images": 60000,
-            "final_test_acc": acc, "source": source, "config": json.dumps(cfg),
-            "timestamp": f"2026-01-0{seed}T00:00:00+00:00"}
+    return {"task": "mnist", "model": model, "arch": arch_of(model), "family": "plain",
+            "params": 1, "macs": 1, "epochs": epochs, "seed": seed, "device": "cpu",
+            "device_name": "x86_64 cpu", "train_images": 60000, "final_test_acc": acc,
+            "test_acc_per_epoch": "[]", "val_acc_per_epoch": "[]",
+            "train_loss_per_epoch": "[]", "seconds": 1.0, "images_per_second": 1.0,
+            "source": source, "torch_version": "2.4", "git_commit": "x",
+            "config": json.dumps(cfg), "timestamp": f"2026-01-0{seed}T00:00:00+00:00"}
 
 
 @pytest.fixture
