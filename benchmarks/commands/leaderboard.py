@@ -151,7 +151,9 @@ def champions(board: pd.DataFrame, seeds: int = 5) -> dict:
     run yet is named as pending. A role with no qualifying row is None."""
     proven = board[board.task.map(zoo_task) & (board.epochs == 20)
                    & (board.train_images == 60_000)]
-    passing = proven[[certified(r) for r in proven.itertuples()]].sort_values("params")
+    stands = pd.Series([certified(r) for r in proven.itertuples()], index=proven.index,
+                       dtype=bool)  # a Series: a list of no booleans would select no columns
+    passing = proven[stands].sort_values("params")
     smallest = passing.iloc[0] if len(passing) else None
     chosen = proven[(proven.chosen_seeds == len(CHOSEN_SEEDS))
                     & (proven.chosen_at_target == len(CHOSEN_SEEDS))
