@@ -129,7 +129,8 @@ def speed_table(results: Path, _: str = "") -> str:
         augment = ", ".join(f"{k} {v}" for k, v in recipe["augment"].items() if v)
         out.append(f"**{w['model']}** ({w['params']:,} params), batch {w['batch_size']}"
                    f"{', weight average ' + str(recipe['ema']) if recipe.get('ema') else ''}, "
-                   f"augmentation {augment}: {w['steps']} steps x {w['rounds']} rounds, {w['device_name']}\n\n"
+                   f"augmentation {augment}: {w['steps']} steps x {w['rounds']} rounds, "
+                   f"{w['device_name']}\n\n"
                    + _md(["contender", "precision", "img/s (median)", "vs baseline",
                           "vs baseline, CPU time", "each round"], rows, "llrrrl"))
     return "\n".join(out) + (f"\ntorch {r['torch_version']}, commit {r['git_commit']}, "
