@@ -39,7 +39,8 @@ def test_speed_command_writes_every_figure(mnist_root, tmp_path):
     out = tmp_path / "speed.json"
     rc = bench_main(["speed", "--model", "plain_4k", "--steps", "2", "--rounds", "1",
                      "--device", "cpu", "--data-root", str(mnist_root), "--ablate",
-                     "channels_last", "--parallel", "2", "--json", str(out)])
+                     "channels_last", "optimizer", "chunks", "--parallel", "2", "--json",
+                     str(out)])
     assert rc == 0
     r = json.loads(out.read_text())
     assert r["ratio"] > 0 and r["model"] == "plain_4k" and r["device"] == "cpu"
@@ -49,6 +50,9 @@ def test_speed_command_writes_every_figure(mnist_root, tmp_path):
     assert 0 < r["harness_fraction_of_peak"]
     assert len(r["loadavg"]["start"]) == 3 and len(r["loadavg"]["rounds"]) == 1
     assert any(name.startswith("channels_last") for name in r["others"])
+    assert "augmentation one batch at a time" in r["others"]
+    assert "fused SGD off (per-tensor loop)" in r["others"] or not fast_mod.fused_sgd(
+        torch.device("cpu"))
     assert r["trials_per_hour"]["harness"] > 0 and r["params"] == 3690
     assert r["parallel"]["jobs"]["trials_per_hour"] > 0 and r["parallel"]["k"] == 2
 
@@ -76,6 +80,12 @@ def test_speed_command_times_the_champion_recipe_first(mnist_root, tmp_path):
         assert w["harness"]["precision"] in ("fp32", "bf16 autocast")
         assert w["precision"]["harness"] in w["device_name"]
         assert w["cpu_ratio"] > 0 and w["harness"]["cpu_images_per_second"] > 0
+    # the step's parts, each timed the harness's way and the plain way (headline only)
+    parts = head["parts"]
+    assert set(parts) == {"optimizer step", "weight average", "augmentation, per batch"}
+    assert all(us > 0 for e in parts.values() for us in e["us"].values())
+    assert parts["weight average"]["speedup"]["per-tensor lerp_ loop"] == 1.0
+    assert "parts" not in ref
 
 
 def test_the_classic_loop_augments_by_the_same_amounts():

@@ -254,3 +254,66 @@ def swapped(module, name: str, value):
         yield
     finally:
         setattr(module, name, before)
+
+
+# ----------------------------------------------------------------------------------------------
+# Parts of the step timed alone, each way side by side: a gain of 1-5% of a whole step is below
+# what rounds of whole trainings resolve on a shared machine, but plain here.
+
+def part_timings(cfg: Config, device: torch.device, split: Split, rounds: int = 7,
+                 reps: int = 30) -> dict:
+    """Microseconds per step of the optimizer update, the weight average and one batch's
+    augmentation, each the harness's way and the plain way, interleaved over `rounds`
+    (medians), with the harness's thread count."""
+    fast = fast_settings(cfg, device)
+    torch.manual_seed(cfg.seed)
+    params = [p.detach().to(device).requires_grad_() for p in create_model(cfg.model).parameters()]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    ways: dict[str, dict[str, object]] = {"optimizer step": {}, "weight average": {},
+                                          "augmentation, per batch": {}}
+    sgd = dict(lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+               weight_decay=cfg.weight_decay)
+    for label, kw in (("per-tensor loop", {"foreach": False}), ("foreach", {"foreach": True}),
+                      ("fused", {"fused": True})):
+        if label == "fused" and not fast_mod.fused_sgd(device):
+            continue
+        ways["optimizer step"][label] = torch.optim.SGD(params, **sgd, **kw).step
+    average = [p.detach().clone() for p in params]
+    ways["weight average"]["per-tensor lerp_ loop"] = lambda: [
+        a.lerp_(p.detach(), 0.001) for a, p in zip(average, params)]
+    ways["weight average"]["one _foreach_lerp_"] = lambda: torch._foreach_lerp_(
+        average, [p.detach() for p in params], 0.001)
+    sub = Split(split.x[:data_mod.CHUNK_IMAGES * 4], split.y[:data_mod.CHUNK_IMAGES * 4])
+    for label, chunk in (("one batch at a time", 1),
+                         (f"{data_mod.CHUNK_IMAGES}-image chunks", data_mod.CHUNK_IMAGES)):
+        ways["augmentation, per batch"][label] = _epoch_per_batch(sub, cfg, chunk)
+    times = {part: {label: [] for label in fns} for part, fns in ways.items()}
+    with threads_while(fast.threads), torch.no_grad():
+        for r in range(rounds + 1):  # the first round warms up
+            for part, fns in ways.items():
+                n = 1 if part.startswith("augmentation") else reps
+                for label, fn in fns.items():
+                    t0 = time.perf_counter()
+                    for _ in range(n):
+                        fn()
+                    _sync(device)
+                    if r:
+                        per = len(sub) / cfg.batch_size if n == 1 else n
+                        times[part][label].append((time.perf_counter() - t0) / per * 1e6)
+    out = {}
+    for part, labels in times.items():
+        medians = {label: round(statistics.median(v), 1) for label, v in labels.items()}
+        first = next(iter(medians.values()))
+        out[part] = {"us": medians, "speedup": {label: round(first / v, 2)
+                                                for label, v in medians.items()}}
+    return out
+
+
+def _epoch_per_batch(split: Split, cfg: Config, chunk: int):
+    """A function running one pass of split.train_batches with CHUNK_IMAGES = chunk."""
+    def run() -> None:
+        with swapped(data_mod, "CHUNK_IMAGES", chunk):
+            for _ in split.train_batches(cfg, torch.Generator(split.y.device).manual_seed(0)):
+                pass
+    return run

@@ -133,6 +133,11 @@ def speed_table(results: Path, _: str = "") -> str:
                    f"{w['device_name']}\n\n"
                    + _md(["contender", "precision", "img/s (median)", "vs baseline",
                           "vs baseline, CPU time", "each round"], rows, "llrrrl"))
+        if w.get("parts"):  # the step's parts timed alone, each way (contenders.part_timings)
+            rows = [[part, way, f"{us:,.1f}", f"{e['speedup'][way]:.2f}x"]
+                    for part, e in w["parts"].items() for way, us in e["us"].items()]
+            out.append(f"{w['model']}'s step, part by part (medians, one part at a time):\n\n"
+                       + _md(["part", "done as", "us per step", "speed-up"], rows, "llrr"))
     return "\n".join(out) + (f"\ntorch {r['torch_version']}, commit {r['git_commit']}, "
                              f"{r['timestamp']}; load average {r['loadavg']['start'][0]:.1f} "
                              f"at the start.\n")

@@ -54,6 +54,7 @@ from .contenders import (
     classic_loader,
     harness,
     parallel_contenders,
+    part_timings,
     peak_gflops,
     precision,
 )
@@ -61,12 +62,13 @@ from .contenders import (
 # ----------------------------------------------------------------------------------------------
 # Benchmark settings
 
-# The headline first: the smallest champion with its recipe; then the reference member of
-# issue 5 (8,090 parameters) at its batch of 128.
-WORKLOADS = ("nas_plain_5k", "resnet_8k")
-# 100 steps x 5 rounds: with 30 x 3 (1-2 s per measurement) one contender's rounds on the
-# shared 2-core VM ranged 2,518-4,142 img/s; a 20-epoch run is 9,380 steps at batch 128.
-DEFAULT_STEPS = 100  # timed training steps per measurement (x batch_size images)
+# The headline first: the smallest champion with its recipe (batch 32); then the reference
+# member of issue 5 (8,090 parameters) at batch 128. Timed steps per measurement of each: with
+# 30 x 3 rounds (1-2 s per measurement) one contender's rounds on the shared 2-core VM ranged
+# 2,518-4,142 img/s; resnet_8k's 50 steps are 6,400 images, nas_plain_5k's 100 are 3,200, and
+# both together keep `make bench` within a few minutes on a slow 2-core AVX2 machine.
+WORKLOADS = {"nas_plain_5k": 100, "resnet_8k": 50}
+DEFAULT_STEPS = 100  # timed steps per measurement of a --model
 WARMUP_STEPS = 5  # untimed steps first: one-time costs (workers, compile) reported apart
 ROUNDS = 5  # alternating repeats; medians reported
 TRIAL_EPOCHS, TRIAL_IMAGES = 20, 50_000  # a search trial: 20 epochs, 10k of 60k held for val
@@ -80,9 +82,9 @@ def trials_per_hour(images_per_second: float) -> float:
 
 
 def measure(cfg: Config, steps: int, rounds: int, ablate=(), parallel: int = 1,
-            console: Console | None = None) -> dict:
+            console: Console | None = None, parts: bool = False) -> dict:
     """One workload: the classic loop, the harness and any ablations and --parallel K, timed
-    in alternating rounds."""
+    in alternating rounds; `parts`: also the step's parts each way (part_timings, CPU)."""
     console = console or Console()
     device = resolve_device(cfg.device)
     root, _ = mnist_root(cfg.data_root)
@@ -116,8 +118,11 @@ def measure(cfg: Config, steps: int, rounds: int, ablate=(), parallel: int = 1,
             f"{c.name} {c.runs[-1]:,.0f}" for c in contenders) + " img/s; load "
             f"{load['rounds'][-1][0]:.1f}", highlight=False)
     load["end"] = os.getloadavg()
-    return _report(cfg, device, steps, rounds, contenders, load, fast, default_threads,
-                   parallel)
+    report = _report(cfg, device, steps, rounds, contenders, load, fast, default_threads,
+                     parallel)
+    if parts and device.type == "cpu":
+        report["parts"] = part_timings(cfg, device, split)
+    return report
 
 
 def _report(cfg, device, steps, rounds, contenders, load, fast, default_threads,
@@ -195,8 +200,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, metavar="NAME",
                    help="zoo member or architecture string, with its recipe where it has one "
                         f"(default: {' and '.join(WORKLOADS)}, the first the headline)")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                   help=f"timed steps per measurement (default: {DEFAULT_STEPS})")
+    p.add_argument("--steps", type=int, default=None,
+                   help="timed steps per measurement (default: "
+                        f"{', '.join(f'{m} {n}' for m, n in WORKLOADS.items())}; "
+                        f"{DEFAULT_STEPS} for another --model)")
     p.add_argument("--rounds", type=int, default=ROUNDS, help=f"default: {ROUNDS}")
     p.add_argument("--parallel", type=int, default=None, metavar="K",
                    help="also time K trials at once (side by side, --jobs K) vs K in a row, "
@@ -224,9 +231,10 @@ def main(args: argparse.Namespace) -> int:
 
     parallel = args.parallel if args.parallel is not None else (
         FULL_PARALLEL if args.full else 1)
-    if args.steps < 1 or args.rounds < 1 or parallel < 1:
+    if (args.steps is not None and args.steps < 1) or args.rounds < 1 or parallel < 1:
         raise UserError("invalid option: --steps, --rounds and --parallel must be at least 1")
-    models = (args.model,) if args.model else WORKLOADS
+    models = (args.model,) if args.model else tuple(WORKLOADS)
+    workload_steps = [WORKLOADS.get(m, DEFAULT_STEPS) for m in models]
     cfgs = [config_from_args(argparse.Namespace(**{**vars(args), "model": m}), task="mnist",
                              epochs=1, progress=False) for m in models]
     for cfg in cfgs:  # unknown or over-budget models fail before anything is timed
@@ -235,7 +243,7 @@ def main(args: argparse.Namespace) -> int:
     if args.profile:
         from .stepprofile import print_profile, profile_step
 
-        report = profile_step(cfgs[0], steps=min(args.steps, 50), console=console)
+        report = profile_step(cfgs[0], steps=min(args.steps or 50, 50), console=console)
         path = args.json or Path(results_mod.RESULTS_DIR) / "speed-profile.json"
         _write(path, report)
         print_profile(report, console)
@@ -244,9 +252,9 @@ def main(args: argparse.Namespace) -> int:
     # On CUDA the graphed step is timed against the eager one unless told otherwise.
     ablate = args.ablate if args.ablate is not None else (
         FULL_ABLATE if args.full else ("graphs",))
-    reports = [measure(cfg, args.steps, args.rounds, ablate if i == 0 or args.full else (),
-                       parallel if i == 0 else 1, console)
-               for i, cfg in enumerate(cfgs)]
+    reports = [measure(cfg, args.steps or steps, args.rounds, ablate if i == 0 or args.full
+                       else (), parallel if i == 0 else 1, console, parts=i == 0)
+               for i, (cfg, steps) in enumerate(zip(cfgs, workload_steps))]
     # The headline's figures at the top level (what older readers of speed.json find there),
     # every workload's under "workloads".
     report = {**reports[0], "headline": reports[0]["model"], "workloads": reports}
@@ -299,6 +307,10 @@ def print_report(r: dict, console: Console) -> None:
                   f"{r['peak']['threads']} thread(s)); load "
                   f"{r['loadavg']['start'][0]:.1f} -> {r['loadavg']['end'][0]:.1f}",
                   highlight=False)
+    for part, e in r.get("parts", {}).items():
+        console.print(f"  {part}: " + ", ".join(
+            f"{way} {us:,.0f} us ({e['speedup'][way]:.2f}x)" for way, us in e["us"].items()),
+            highlight=False)
     p = r.get("parallel", {})
     if "jobs" in p:  # a full trial: 20 epochs of 50,000 images (TRIAL_EPOCHS, TRIAL_IMAGES)
         console.print(f"full trials per minute: K=1 {p['trials_per_hour_k1'] / 60:.2f}, "
