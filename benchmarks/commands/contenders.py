@@ -217,7 +217,7 @@ def ablations(names, cfg: Config, device: torch.device, split: Split) -> list[Co
         if name == "channels_last":
             out.append((f"channels_last {flip(fast.channels_last)}",
                         {"channels_last": flip(fast.channels_last)}, None))
-        elif name == "dropout" and fast.geometric_dropout:
+        elif name == "dropout" and fast.geometric_dropout and _has_dropout(cfg.model):
             out.append(("geometric dropout off", {"fast_dropout": "off"}, None))
         elif name == "batchnorm" and device.type == "cpu":
             out.append((f"wide-row batch norm {flip(fast.fast_batchnorm)}",
@@ -243,6 +243,11 @@ def ablations(names, cfg: Config, device: torch.device, split: Split) -> list[Co
     return [Contender(label, harness(c, split, patch), precision(c, device))
             for label, c, patch in ((label, dataclasses.replace(cfg, **over), patch)
                                     for label, over, patch in out)]
+
+
+def _has_dropout(model: str) -> bool:
+    return any(isinstance(m, torch.nn.Dropout) and m.p > 0
+               for m in create_model(model).modules())
 
 
 @contextlib.contextmanager

@@ -149,7 +149,7 @@ def speed_profile_table(results: Path, _: str = "") -> str:
     rows = [[name, f"{us / 1e3:.3f}", f"{100 * r['shares'][name]:.1f}%"]
             for name, us in r["parts_us"].items()]
     return _md(["part of the step", "ms per step", "share"], rows, "lrr") + (
-        f"\n{r['model']}, batch {r['batch_size']}, {r['precision']}, {r['device_name']}: "
+        f"\n{r['model']}, batch {r['batch_size']}, {r['device_name']}: "
         f"{r['step_us'] / 1e3:.2f} ms per step under the profiler, "
         f"{r['step_us_unprofiled'] / 1e3:.2f} ms without it ({r['steps']} steps); torch "
         f"{r['torch_version']}, commit {r['git_commit']}, {r['timestamp']}.\n")
