@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tolerance import sum_tol
+from tolerance import rounded_tol, sum_tol
 from torch import nn
 
 import benchmarks.harness.train as train_mod
@@ -411,3 +411,26 @@ def test_a_failed_cuda_graph_capture_trains_on_eagerly_and_loses_nothing(tiny, m
     assert tried["history"] == [dict(r, seconds=p["seconds"])
                                 for r, p in zip(plain["history"], tried["history"])]
     assert all(torch.equal(tried_weights[k], v) for k, v in plain_weights.items())
+
+
+def test_one_thread_fp32_trains_as_the_bf16_path(mnist_root):
+    """With one thread "auto" now trains nas_plain_5k's recipe in fp32 with torch's batch norm
+    where it was bf16 autocast with the wide-row batch norm (on a CPU with native bf16): a
+    change of precision, not of the recipe. An epoch of 16 steps both ways ends at the same
+    training loss and accuracy up to bf16's rounding through the net's 7 conv layers
+    (rounded_tol, one rounding per layer forward and one backward)."""
+    from models import recipe_of
+
+    cfg = Config(**{**recipe_of("nas_plain_5k"), "model": "nas_plain_5k"}, epochs=1,
+                 train_subset=512, test_subset=256, threads=1, device="cpu",
+                 progress=False, data_root=str(mnist_root))
+    data = load_mnist(cfg, torch.device("cpu"))
+    assert fast_settings(cfg, torch.device("cpu")).amp is None
+    results = []
+    for c in (cfg, dataclasses.replace(cfg, amp="bf16", fast_batchnorm="on")):
+        torch.manual_seed(cfg.seed)
+        results.append(train(create_model(cfg.model), c, data)["history"][-1])
+    fp32, bf16 = results
+    tol = rounded_tol(torch.bfloat16, roundings=2 * 7)
+    assert abs(fp32["train_loss"] - bf16["train_loss"]) <= tol * fp32["train_loss"]
+    assert abs(fp32["train_acc"] - bf16["train_acc"]) <= 100 * tol
