@@ -66,13 +66,14 @@ PORT ?= 8080
 dashboard: $(STAMP)
 	$(BIN)/python -m search.dashboard --port $(PORT) $(if $(STORAGE),--storage $(STORAGE))
 
-# Images/s of the harness vs the classic PyTorch loop on resnet_8k (MNIST from $MNIST_ROOT or
-# ./data), each fast-path choice switched off in turn, and K=2 trainings side by side vs one by
-# one; every figure goes to results/speed.json. About 5 minutes on 2 quiet CPU cores;
-# BENCH_ARGS adds options.
+# Images/s of the harness vs the classic PyTorch loop, each doing the same recipe: nas_plain_5k
+# with its whole recipe (batch 32, weight average, shear/zoom/rotate/shift; the headline ratio)
+# and resnet_8k at batch 128 (MNIST from $MNIST_ROOT or ./data); figures, with the CPU and
+# precision of each, to results/speed.json. A few minutes on 2 cores. BENCH_ARGS adds options:
+# --full (every fast-path choice switched off in turn, K=2 side by side: ~3x as long),
+# --threads 1 (a machine other jobs share), --profile (one step's parts instead).
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks speed --ablate channels_last amp dropout batchnorm threads --parallel 2 \
-		$(BENCH_ARGS)
+	$(BIN)/python -m benchmarks speed $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from tolerance import rounded_tol, sum_tol
 from torch import nn
 
 import benchmarks.harness.train as train_mod
 from benchmarks.__main__ import main as bench_main
+from benchmarks.commands import stepprofile
+from benchmarks.harness import data as data_mod
 from benchmarks.harness import fast as fast_mod
 from benchmarks.harness.config import Config
 from benchmarks.harness.data import load_mnist
@@ -36,7 +39,8 @@ def test_speed_command_writes_every_figure(mnist_root, tmp_path):
     out = tmp_path / "speed.json"
     rc = bench_main(["speed", "--model", "plain_4k", "--steps", "2", "--rounds", "1",
                      "--device", "cpu", "--data-root", str(mnist_root), "--ablate",
-                     "channels_last", "--parallel", "2", "--json", str(out)])
+                     "channels_last", "optimizer", "chunks", "--parallel", "2", "--json",
+                     str(out)])
     assert rc == 0
     r = json.loads(out.read_text())
     assert r["ratio"] > 0 and r["model"] == "plain_4k" and r["device"] == "cpu"
@@ -46,8 +50,137 @@ def test_speed_command_writes_every_figure(mnist_root, tmp_path):
     assert 0 < r["harness_fraction_of_peak"]
     assert len(r["loadavg"]["start"]) == 3 and len(r["loadavg"]["rounds"]) == 1
     assert any(name.startswith("channels_last") for name in r["others"])
+    assert "augmentation one batch at a time" in r["others"]
+    assert "fused SGD off (per-tensor loop)" in r["others"] or not fast_mod.fused_sgd(
+        torch.device("cpu"))
     assert r["trials_per_hour"]["harness"] > 0 and r["params"] == 3690
     assert r["parallel"]["jobs"]["trials_per_hour"] > 0 and r["parallel"]["k"] == 2
+
+
+def test_speed_command_times_the_champion_recipe_first(mnist_root, tmp_path):
+    """The default workloads: nas_plain_5k with its whole recipe (the headline), then resnet_8k
+    at batch 128; every figure names the CPU and the precision it ran in."""
+    out = tmp_path / "speed.json"
+    assert bench_main(["speed", "--steps", "2", "--rounds", "1", "--device", "cpu",
+                       "--threads", "1", "--data-root", str(mnist_root), "--json",
+                       str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["headline"] == "nas_plain_5k" == r["model"]
+    head, ref = r["workloads"]
+    assert (head["model"], head["batch_size"], ref["model"], ref["batch_size"]) == \
+        ("nas_plain_5k", 32, "resnet_8k", 128)
+    recipe = head["harness_settings"]
+    assert recipe["ema"] == 0.999 and recipe["augment"]["shear"] == 10.0
+    assert recipe["augment"]["scale"] == 0.1
+    for w in (head, ref):
+        assert w["cpu"] == train_mod.cpu_model() and w["threads"] == 1
+        assert w["device_name"].startswith(train_mod.cpu_model())
+        assert w["device_name"].endswith(", 1 threads")
+        assert w["baseline"]["precision"] == "fp32"
+        assert w["harness"]["precision"] in ("fp32", "bf16 autocast")
+        assert w["precision"]["harness"] in w["device_name"]
+        assert w["cpu_ratio"] > 0 and w["harness"]["cpu_images_per_second"] > 0
+    # the step's parts, each timed the harness's way and the plain way (headline only)
+    parts = head["parts"]
+    assert set(parts) == {"optimizer step", "weight average", "augmentation, per batch"}
+    assert all(us > 0 for e in parts.values() for us in e["us"].values())
+    assert parts["weight average"]["speedup"]["per-tensor lerp_ loop"] == 1.0
+    assert "parts" not in ref
+
+
+def test_the_classic_loop_augments_by_the_same_amounts():
+    from torchvision import transforms
+
+    from benchmarks.commands.contenders import classic_transform
+
+    cfg = Config(rotate=7.0, translate=0.08, scale=0.1, shear=10.0, erase=0.25)
+    steps = classic_transform(cfg).transforms
+    affine = next(t for t in steps if isinstance(t, transforms.RandomAffine))
+    assert affine.degrees == [-7.0, 7.0] and affine.translate == (0.08, 0.08)
+    assert affine.scale == (0.9, 1.1) and affine.shear == [-10.0, 10.0]
+    assert any(isinstance(t, transforms.RandomErasing) and t.p == 0.25 for t in steps)
+    plain = classic_transform(Config(rotate=0.0, translate=0.0)).transforms
+    assert not any(isinstance(t, (transforms.RandomAffine, transforms.RandomErasing))
+                   for t in plain)
+
+
+@pytest.mark.parametrize("recipe", [{}, {"scale": 0.1, "shear": 10.0},
+                                    {"scale": 0.1, "shear": 10.0, "erase": 0.5},
+                                    {"rotate": 0.0, "translate": 0.0},
+                                    {"scale": 0.09, "augment_p": 0.5, "brightness": 0.2,
+                                     "contrast": 0.2, "erase": 0.1}])
+def test_augmenting_in_chunks_gives_exactly_the_batches_one_at_a_time(mnist_root, recipe,
+                                                                      monkeypatch):
+    """CPU training augments CHUNK_IMAGES at once, each batch drawing its own numbers: the
+    same images, bit for bit, as one batch at a time (an epoch of 1,000 ends in a short one)."""
+    cfg = Config(data_root=str(mnist_root), train_subset=1000, batch_size=32, **recipe)
+    split = load_mnist(cfg, torch.device("cpu"), with_test=False).train
+    epochs = []
+    for chunk in (1, 256):
+        monkeypatch.setattr(data_mod, "CHUNK_IMAGES", chunk)
+        epochs.append(list(split.train_batches(cfg, torch.Generator().manual_seed(3))))
+    one, chunked = epochs
+    assert [len(y) for _, y in one] == [len(y) for _, y in chunked] == [32] * 31 + [8]
+    for (xa, ya), (xb, yb) in zip(one, chunked):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_fused_sgd_makes_the_per_tensor_update(tiny):
+    """The CPU step's fused SGD against torch's per-tensor loop, same gradients, 100 steps
+    with a changing learning rate: the same update but for rounding, a unit or two per step
+    (a fused multiply-add rounds once where the loop rounds twice), so the weights stay
+    within sum_tol(steps) of each other (tests/tolerance.py)."""
+    device = torch.device("cpu")
+    if not fast_mod.fused_sgd(device):
+        pytest.skip("this torch has no fused SGD on CPU")
+    cfg = Config(model="nas_plain_5k", device="cpu")
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        models.append(create_model(cfg.model))
+    fused = fast_mod.make_optimizer(models[0], cfg, device)
+    assert fused.defaults["fused"]
+    loop = torch.optim.SGD(models[1].parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                           nesterov=True, weight_decay=cfg.weight_decay, foreach=False)
+    gen, steps = torch.Generator().manual_seed(1), 100
+    for step in range(steps):
+        grads = [torch.randn(p.shape, generator=gen) for p in models[0].parameters()]
+        for model, opt in zip(models, (fused, loop)):
+            for p, g in zip(model.parameters(), grads):
+                p.grad = g.clone()
+            opt.param_groups[0]["lr"] = cfg.lr * (1 + step % 7) / 7
+            opt.step()
+    for a, b in zip(*(m.parameters() for m in models)):
+        scale = b.abs().max().item()
+        assert (a - b).abs().max().item() <= sum_tol(steps) * scale
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_cpu_precision_and_batch_norm_follow_the_thread_count(threads):
+    """One thread (a trial of search run --jobs): fp32 and torch's batch norm, which measured
+    faster there; several: bf16 where native and the wide-row batch norm. Asked for, either
+    is what it says at any thread count."""
+    cpu = torch.device("cpu")
+    auto = fast_settings(Config(threads=threads), cpu)
+    several = threads > 1
+    assert auto.fast_batchnorm == several
+    assert bool(auto.amp) == (several and fast_mod.native_bf16(cpu))
+    forced = fast_settings(Config(threads=threads, amp="bf16", fast_batchnorm="on"), cpu)
+    assert forced.amp == torch.bfloat16 and forced.fast_batchnorm
+
+
+def test_profile_splits_one_step_into_its_parts(mnist_root, tmp_path):
+    out = tmp_path / "profile.json"
+    assert bench_main(["speed", "--profile", "--steps", "3", "--device", "cpu", "--threads",
+                       "1", "--data-root", str(mnist_root), "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["model"] == "nas_plain_5k" and r["batch_size"] == 32 and r["steps"] == 3
+    assert list(r["parts_us"]) == [*stepprofile.PARTS, stepprofile.BETWEEN]
+    for part in ("augmentation", "forward", "backward", "optimizer", "weight average"):
+        assert r["parts_us"][part] > 0, part
+    # the parts' ops and what lies between them make up the whole step
+    assert sum(r["parts_us"].values()) == pytest.approx(r["step_us"], rel=1e-3, abs=1)
+    assert r["precision"] in r["device_name"] and r["device_name"].startswith(r["cpu"])
 
 
 def test_speed_command_refuses_bad_options(mnist_root, capsys):
@@ -65,7 +198,9 @@ def test_config_checks_the_fast_path_switches():
 def test_auto_settings_per_device():
     cpu = fast_settings(Config(), torch.device("cpu"))
     assert cpu.channels_last and not cpu.compile and cpu.threads is None  # every core
-    assert cpu.geometric_dropout and cpu.fast_batchnorm and cpu.keep_heap
+    assert cpu.geometric_dropout and cpu.keep_heap
+    two = fast_settings(Config(threads=2), torch.device("cpu"))
+    assert two.fast_batchnorm and bool(two.amp) == fast_mod.native_bf16(torch.device("cpu"))
     assert not fast_settings(Config(cuda_graphs="on"), torch.device("cpu")).graphs  # CUDA only
     off = fast_settings(Config(channels_last="off", amp="off", threads=2), torch.device("cpu"))
     assert not off.channels_last and off.amp is None and off.threads == 2
@@ -278,3 +413,26 @@ def test_a_failed_cuda_graph_capture_trains_on_eagerly_and_loses_nothing(tiny, m
     assert tried["history"] == [dict(r, seconds=p["seconds"])
                                 for r, p in zip(plain["history"], tried["history"])]
     assert all(torch.equal(tried_weights[k], v) for k, v in plain_weights.items())
+
+
+def test_one_thread_fp32_trains_as_the_bf16_path(mnist_root):
+    """With one thread "auto" now trains nas_plain_5k's recipe in fp32 with torch's batch norm
+    where it was bf16 autocast with the wide-row batch norm (on a CPU with native bf16): a
+    change of precision, not of the recipe. An epoch of 16 steps both ways ends at the same
+    training loss and accuracy up to bf16's rounding through the net's 7 conv layers
+    (rounded_tol, one rounding per layer forward and one backward)."""
+    from models import recipe_of
+
+    cfg = Config(**{**recipe_of("nas_plain_5k"), "model": "nas_plain_5k"}, epochs=1,
+                 train_subset=512, test_subset=256, threads=1, device="cpu",
+                 progress=False, data_root=str(mnist_root))
+    data = load_mnist(cfg, torch.device("cpu"))
+    assert fast_settings(cfg, torch.device("cpu")).amp is None
+    results = []
+    for c in (cfg, dataclasses.replace(cfg, amp="bf16", fast_batchnorm="on")):
+        torch.manual_seed(cfg.seed)
+        results.append(train(create_model(cfg.model), c, data)["history"][-1])
+    fp32, bf16 = results
+    tol = rounded_tol(torch.bfloat16, roundings=2 * 7)
+    assert abs(fp32["train_loss"] - bf16["train_loss"]) <= tol * fp32["train_loss"]
+    assert abs(fp32["train_acc"] - bf16["train_acc"]) <= 100 * tol

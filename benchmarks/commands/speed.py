@@ -1,18 +1,26 @@
 """python -m benchmarks speed: the harness's training loop against the classic PyTorch loop.
 
-In one process, on the same model (same initial weights), batch size and device:
+Two workloads by default, each in one process on the same model (same initial weights), batch
+size, recipe and device:
 
-  baseline  pytorch/examples' mnist loop: torchvision MNIST with ToTensor + Normalize, a
-            DataLoader, the model in the default memory format, fp32, loss.item() every 10
-            batches (the example's log line), SGD with the harness's settings;
+  nas_plain_5k  the headline: the smallest champion with its whole recipe (batch 32, a weight
+                average every step, rotation, shift, zoom and shear), what the search trains;
+  resnet_8k     the reference member at batch 128 (rotation and shift), the bench of issue 5.
+
+  baseline  pytorch/examples' mnist loop: torchvision MNIST with the recipe's augmentation as
+            per-image transforms (RandomAffine), ToTensor + Normalize, a DataLoader, the model
+            in the default memory format, fp32, loss.item() every 10 batches (the example's log
+            line), SGD with the harness's settings and schedule, torch's AveragedModel EMA;
   harness   train() itself, one epoch over steps x batch_size images, evaluation left out.
 
 Rounds alternate baseline and harness (and any ablations) so the machine's load falls on all
 of them alike; the medians are reported, and os.getloadavg() is recorded with every round.
-The harness's GFLOP/s (torchinfo MACs x 2 FLOPs x 3 for forward+backward) is set against the
-device's peak, a large matmul timed in the same run. --parallel K also times K trials trained
-at once, side by side in threads (search run --jobs K), against K one after another, as trials
-per hour. (A vmapped K-in-one-step loop was removed: 0.48-1.03x on CPU, a second loop to keep.)
+Beside images per second of wall time, each round records images per second of the process's
+CPU time, which moves less on a machine other jobs share (with --threads 1). The harness's
+GFLOP/s (torchinfo MACs x 2 FLOPs x 3 for forward+backward) is set against the device's peak, a
+large matmul timed in the same run. --parallel K also times K trials trained at once, side by
+side in threads (search run --jobs K), against K one after another, as trials per hour.
+--profile instead profiles the headline's training step (stepprofile.py).
 """
 
 from __future__ import annotations
@@ -36,8 +44,8 @@ from models.report import profile
 from ..harness import results as results_mod
 from ..harness.config import Config, add_config_args, config_from_args
 from ..harness.data import load_mnist, mnist_root, verify_mnist
-from ..harness.fast import fast_settings, keep_heap
-from ..harness.train import device_name, resolve_device
+from ..harness.fast import fast_settings, keep_heap, threads_while
+from ..harness.train import cpu_model, device_name, resolve_device
 from .contenders import (
     ABLATIONS,
     Contender,
@@ -46,19 +54,27 @@ from .contenders import (
     classic_loader,
     harness,
     parallel_contenders,
+    part_timings,
     peak_gflops,
+    precision,
 )
 
 # ----------------------------------------------------------------------------------------------
 # Benchmark settings
 
-DEFAULT_MODEL = "resnet_8k"  # the reference ~8k-parameter zoo member (8,090 parameters)
-# 100 steps x 5 rounds: with 30 x 3 (1-2 s per measurement) one contender's rounds on the
-# shared 2-core VM ranged 2,518-4,142 img/s; a 20-epoch run is 9,380 steps.
-DEFAULT_STEPS = 100  # timed training steps per measurement (x batch_size images)
+# The headline first: the smallest champion with its recipe (batch 32); then the reference
+# member of issue 5 (8,090 parameters) at batch 128. Timed steps per measurement of each: with
+# 30 x 3 rounds (1-2 s per measurement) one contender's rounds on the shared 2-core VM ranged
+# 2,518-4,142 img/s; resnet_8k's 50 steps are 6,400 images, nas_plain_5k's 100 are 3,200, and
+# both together keep `make bench` within a few minutes on a slow 2-core AVX2 machine.
+WORKLOADS = {"nas_plain_5k": 100, "resnet_8k": 50}
+DEFAULT_STEPS = 100  # timed steps per measurement of a --model
 WARMUP_STEPS = 5  # untimed steps first: one-time costs (workers, compile) reported apart
 ROUNDS = 5  # alternating repeats; medians reported
 TRIAL_EPOCHS, TRIAL_IMAGES = 20, 50_000  # a search trial: 20 epochs, 10k of 60k held for val
+# --full: every CPU fast-path choice switched off in turn, and K=2 side by side, on top.
+FULL_ABLATE = ("channels_last", "amp", "dropout", "batchnorm", "threads", "optimizer", "chunks")
+FULL_PARALLEL = 2
 
 
 def trials_per_hour(images_per_second: float) -> float:
@@ -66,7 +82,9 @@ def trials_per_hour(images_per_second: float) -> float:
 
 
 def measure(cfg: Config, steps: int, rounds: int, ablate=(), parallel: int = 1,
-            console: Console | None = None) -> dict:
+            console: Console | None = None, parts: bool = False) -> dict:
+    """One workload: the classic loop, the harness and any ablations and --parallel K, timed
+    in alternating rounds; `parts`: also the step's parts each way (part_timings, CPU)."""
     console = console or Console()
     device = resolve_device(cfg.device)
     root, _ = mnist_root(cfg.data_root)
@@ -78,12 +96,11 @@ def measure(cfg: Config, steps: int, rounds: int, ablate=(), parallel: int = 1,
     n_images = (WARMUP_STEPS + steps) * cfg.batch_size
     split = load_mnist(dataclasses.replace(cfg, train_subset=n_images, val_split=0), device,
                        with_test=False).train
-    loader = classic_loader(root, cfg.batch_size, device)
-    contenders = [Contender("baseline", baseline(cfg, device, loader, steps)),
-                  Contender("harness", harness(cfg, split))]
-    if device.type == "cpu" and fast.threads and fast.threads != default_threads:
-        contenders.insert(1, Contender(f"baseline, {fast.threads} thread(s)",
-                                       baseline(cfg, device, loader, steps, fast.threads)))
+    loader = classic_loader(root, cfg, device)
+    # The classic loop with the harness's thread count (--threads; torch's default otherwise):
+    # the ratio compares loops, not thread counts.
+    contenders = [Contender("baseline", baseline(cfg, device, loader, steps, fast.threads)),
+                  Contender("harness", harness(cfg, split), precision(cfg, device))]
     contenders += ablations(ablate, cfg, device, split)
     if parallel > 1:
         contenders += parallel_contenders(cfg, split, parallel)
@@ -95,14 +112,17 @@ def measure(cfg: Config, steps: int, rounds: int, ablate=(), parallel: int = 1,
     load["rounds"] = []
     for r in range(rounds):
         for c in contenders:
-            c.runs.append(c.run(steps))
+            c.time(steps)
         load["rounds"].append(os.getloadavg())
-        console.print(f"round {r + 1}/{rounds}: " + ", ".join(
+        console.print(f"{cfg.model} round {r + 1}/{rounds}: " + ", ".join(
             f"{c.name} {c.runs[-1]:,.0f}" for c in contenders) + " img/s; load "
             f"{load['rounds'][-1][0]:.1f}", highlight=False)
     load["end"] = os.getloadavg()
-    return _report(cfg, device, steps, rounds, contenders, load, fast, default_threads,
-                   parallel)
+    report = _report(cfg, device, steps, rounds, contenders, load, fast, default_threads,
+                     parallel)
+    if parts and device.type == "cpu":
+        report["parts"] = part_timings(cfg, device, split)
+    return report
 
 
 def _report(cfg, device, steps, rounds, contenders, load, fast, default_threads,
@@ -117,20 +137,27 @@ def _report(cfg, device, steps, rounds, contenders, load, fast, default_threads,
     peak = peak_gflops(device)
     def entry(c: Contender) -> dict:
         return {"images_per_second": c.median(), "runs": [round(v, 1) for v in c.runs],
-                "warmup_seconds": c.warmup_seconds}
+                "cpu_images_per_second": c.cpu_median(),
+                "cpu_runs": [round(v, 1) for v in c.cpu_runs],
+                "precision": c.precision, "warmup_seconds": c.warmup_seconds}
     report = {
         "ratio": round(fastest / base, 2),
+        "cpu_ratio": round(by["harness"].cpu_median() / by["baseline"].cpu_median(), 2),
         "model": cfg.model, "arch": create_model(cfg.model).arch, "params": stats["params"],
         "macs": stats["macs"], "batch_size": cfg.batch_size, "steps": steps, "rounds": rounds,
-        "device": device.type, "device_name": device_name(device),
-        "threads": {"baseline": default_threads, "harness": fast.threads or default_threads},
+        "device": device.type, "cpu": cpu_model(), "device_name": _named(device, fast),
+        "precision": {"baseline": "fp32", "harness": precision(cfg, device)},
+        "threads": fast.threads or default_threads,
         "harness_settings": {"channels_last": fast.channels_last,
                              "amp": str(fast.amp).removeprefix("torch.") if fast.amp else "off",
                              "compile": fast.compile, "cuda_graphs": fast.graphs,
                              "geometric_dropout": fast.geometric_dropout,
                              "fast_batchnorm": fast.fast_batchnorm,
                              "keep_heap": fast.keep_heap,
-                             "augment": {"rotate": cfg.rotate, "translate": cfg.translate}},
+                             "augment": {"rotate": cfg.rotate, "translate": cfg.translate,
+                                         "scale": cfg.scale, "shear": cfg.shear,
+                                         "erase": cfg.erase},
+                             "ema": cfg.ema},
         "baseline": entry(by["baseline"]),
         "harness": {**entry(by["harness"]),
                     "gflops": round(fastest * flops_per_image / 1e9, 2)},
@@ -170,17 +197,28 @@ KEEP = ("device", "batch_size", "seed", "data_root", "threads", "channels_last",
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("speed", help="images/s of the harness vs the classic PyTorch loop",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME",
-                   help=f"zoo member or architecture string (default: {DEFAULT_MODEL})")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                   help=f"timed steps per measurement (default: {DEFAULT_STEPS})")
+    p.add_argument("--model", default=None, metavar="NAME",
+                   help="zoo member or architecture string, with its recipe where it has one "
+                        f"(default: {' and '.join(WORKLOADS)}, the first the headline)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="timed steps per measurement (default: "
+                        f"{', '.join(f'{m} {n}' for m, n in WORKLOADS.items())}; "
+                        f"{DEFAULT_STEPS} for another --model)")
     p.add_argument("--rounds", type=int, default=ROUNDS, help=f"default: {ROUNDS}")
-    p.add_argument("--parallel", type=int, default=1, metavar="K",
-                   help="also time K trials at once (side by side, --jobs K) vs K in a row "
-                        "(default: 1, off)")
+    p.add_argument("--parallel", type=int, default=None, metavar="K",
+                   help="also time K trials at once (side by side, --jobs K) vs K in a row, "
+                        "on the headline workload (default: 1, off; --full: "
+                        f"{FULL_PARALLEL})")
     p.add_argument("--ablate", nargs="*", default=None, choices=ABLATIONS,
                    help="also time the harness with each of these switched from its default "
-                        "(default: graphs on CUDA, none on CPU)")
+                        "(default: graphs on CUDA, none on CPU; --full: "
+                        f"{' '.join(FULL_ABLATE)})")
+    p.add_argument("--full", action="store_true",
+                   help="the whole ablation: every fast-path choice switched off in turn and "
+                        "K=2 trainings side by side (about 3x as long)")
+    p.add_argument("--profile", action="store_true",
+                   help="instead of timing: profile the headline's training step with "
+                        "torch.profiler into results/speed-profile.json (or --json)")
     p.add_argument("--json", type=Path, default=None,
                    help="where to write every figure (default: results/speed.json)")
     add_config_args(p, skip=tuple(f.name for f in dataclasses.fields(Config)
@@ -191,35 +229,77 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     from models import UserError
 
-    if args.steps < 1 or args.rounds < 1 or args.parallel < 1:
+    parallel = args.parallel if args.parallel is not None else (
+        FULL_PARALLEL if args.full else 1)
+    if (args.steps is not None and args.steps < 1) or args.rounds < 1 or parallel < 1:
         raise UserError("invalid option: --steps, --rounds and --parallel must be at least 1")
-    cfg = config_from_args(args, task="mnist", epochs=1, progress=False)
-    create_model(cfg.model)  # unknown or over-budget models fail before anything is timed
+    models = (args.model,) if args.model else tuple(WORKLOADS)
+    workload_steps = [WORKLOADS.get(m, DEFAULT_STEPS) for m in models]
+    cfgs = [config_from_args(argparse.Namespace(**{**vars(args), "model": m}), task="mnist",
+                             epochs=1, progress=False) for m in models]
+    for cfg in cfgs:  # unknown or over-budget models fail before anything is timed
+        create_model(cfg.model)
     console = Console()
+    if args.profile:
+        from .stepprofile import print_profile, profile_step
+
+        report = profile_step(cfgs[0], steps=min(args.steps or 50, 50), console=console)
+        path = args.json or Path(results_mod.RESULTS_DIR) / "speed-profile.json"
+        _write(path, report)
+        print_profile(report, console)
+        console.print(f"wrote {path}")
+        return 0
     # On CUDA the graphed step is timed against the eager one unless told otherwise.
-    ablate = ("graphs",) if args.ablate is None else args.ablate
-    report = measure(cfg, args.steps, args.rounds, ablate, args.parallel, console)
+    ablate = args.ablate if args.ablate is not None else (
+        FULL_ABLATE if args.full else ("graphs",))
+    reports = [measure(cfg, args.steps or steps, args.rounds, ablate if i == 0 or args.full
+                       else (), parallel if i == 0 else 1, console, parts=i == 0)
+               for i, (cfg, steps) in enumerate(zip(cfgs, workload_steps))]
+    # The headline's figures at the top level (what older readers of speed.json find there),
+    # every workload's under "workloads".
+    report = {**reports[0], "headline": reports[0]["model"], "workloads": reports}
     path = args.json or Path(results_mod.RESULTS_DIR) / "speed.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=1) + "\n")
-    print_report(report, console)
+    _write(path, report)
+    for r in reports:
+        print_report(r, console)
+    h = reports[0]
+    console.print(f"[bold]{h['model']} with its recipe (batch {h['batch_size']}"
+                  f"{', weight average' if h['harness_settings']['ema'] else ''}): harness "
+                  f"{h['ratio']:.2f}x the classic loop[/bold] ({h['cpu_ratio']:.2f}x per CPU "
+                  f"second), {h['cpu']}, harness in {h['precision']['harness']}, "
+                  f"{h['threads']} thread(s)", highlight=False)
     console.print(f"wrote {path}")
     return 0
+
+
+def _named(device: torch.device, fast) -> str:
+    """device_name with the thread count the harness trained with (--threads)."""
+    with threads_while(fast.threads):
+        return device_name(device, fast)
+
+
+def _write(path: Path, report: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1) + "\n")
 
 
 def print_report(r: dict, console: Console) -> None:
     table = Table(title=f"{r['model']} ({r['params']:,} params), batch {r['batch_size']}, "
                         f"{r['steps']} steps x {r['rounds']} rounds on {r['device_name']}")
-    for col in ("", "img/s (median)", "vs baseline", "warm-up s", "trials/h"):
-        table.add_column(col, justify="left" if not col else "right")
+    for col in ("", "precision", "img/s (median)", "vs baseline", "per CPU s", "warm-up s",
+                "trials/h"):
+        table.add_column(col, justify="left" if col in ("", "precision") else "right")
     base = r["baseline"]["images_per_second"]
+    cpu_base = r["baseline"]["cpu_images_per_second"]
     rows = [("baseline", r["baseline"]), ("harness", r["harness"]), *r["others"].items()]
     for name, e in rows:
         ips = e["images_per_second"]
-        table.add_row(name, f"{ips:,.0f}", f"{ips / base:.2f}x", f"{e['warmup_seconds']:.1f}",
+        table.add_row(name, e["precision"], f"{ips:,.0f}", f"{ips / base:.2f}x",
+                      f"{e['cpu_images_per_second'] / cpu_base:.2f}x",
+                      f"{e['warmup_seconds']:.1f}",
                       f"{trials_per_hour(ips):.1f}" if math.isfinite(ips) else "-")
     console.print(table)
-    console.print(f"ratio harness/baseline: [bold]{r['ratio']:.2f}x[/bold]; harness "
+    console.print(f"ratio harness/baseline: {r['ratio']:.2f}x; harness "
                   f"{r['harness']['gflops']:.2f} GFLOP/s = "
                   f"{100 * r['harness_fraction_of_peak']:.1f}% of the "
                   f"{r['peak']['gflops']:,.0f} GFLOP/s matmul peak "
@@ -227,6 +307,10 @@ def print_report(r: dict, console: Console) -> None:
                   f"{r['peak']['threads']} thread(s)); load "
                   f"{r['loadavg']['start'][0]:.1f} -> {r['loadavg']['end'][0]:.1f}",
                   highlight=False)
+    for part, e in r.get("parts", {}).items():
+        console.print(f"  {part}: " + ", ".join(
+            f"{way} {us:,.0f} us ({e['speedup'][way]:.2f}x)" for way, us in e["us"].items()),
+            highlight=False)
     p = r.get("parallel", {})
     if "jobs" in p:  # a full trial: 20 epochs of 50,000 images (TRIAL_EPOCHS, TRIAL_IMAGES)
         console.print(f"full trials per minute: K=1 {p['trials_per_hour_k1'] / 60:.2f}, "

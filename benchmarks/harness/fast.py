@@ -1,9 +1,10 @@
 """The fast path's settings: Config's "auto" values resolved per device type to what measured
 fastest with `python -m benchmarks speed` (figures and machine: docs/performance.md).
 
-    CPU   every core (one each with --jobs), channels_last, bf16 autocast where the CPU has
-          native bf16, geometric-gap dropout masks, wide-row batch norm for narrow layers,
-          freed memory kept in the heap (glibc)
+    CPU   every core (one each with --jobs), channels_last, geometric-gap dropout masks, fused
+          SGD, freed memory kept in the heap (glibc); with several threads also bf16 autocast
+          where the CPU has native bf16 and wide-row batch norm for narrow layers, with one
+          thread (a trial of `search run --jobs`, --threads 1) fp32 and torch's batch norm
     CUDA  channels_last, bf16 autocast, fused SGD, each step replayed as a CUDA graph
     both  no torch.compile unless asked (--compile on)
 """
@@ -46,7 +47,13 @@ def fast_settings(cfg, device: torch.device) -> Fast:
     """The fast-path choices for `cfg` on `device` ("auto" becomes the measured winner)."""
     cuda, cpu = device.type == "cuda", device.type == "cpu"
     on = lambda value, auto: auto if value == "auto" else value == "on"  # noqa: E731
-    amp = cfg.amp if cfg.amp != "auto" else ("bf16" if native_bf16(device) else "off")
+    # One CPU thread: bf16 autocast and the wide-row batch norm both measured slower there
+    # (nas_plain_5k's recipe at batch 32 on the Intel Xeon with AMX: fp32 with torch's batch
+    # norm 1.38x the whole step, 1.10x at batch 128 and for resnet_8k; docs/performance.md).
+    # They were chosen with two threads, where torch's NHWC batch norm stalls (batchnorm.py).
+    alone = cpu and (cfg.threads or torch.get_num_threads()) == 1
+    amp = cfg.amp if cfg.amp != "auto" else (
+        "bf16" if native_bf16(device) and not alone else "off")
     channels_last, compiled = on(cfg.channels_last, cuda or cpu), on(cfg.compile, False)
     return Fast(
         channels_last=channels_last,
@@ -61,7 +68,7 @@ def fast_settings(cfg, device: torch.device) -> Fast:
         threads=cfg.threads or None,  # None: torch's own setting (every core)
         # Both are CPU kernels: elsewhere "on" changes nothing (they fall back to torch's).
         geometric_dropout=cpu and on(cfg.fast_dropout, True),  # 1.04-1.07x the whole step
-        fast_batchnorm=cpu and on(cfg.fast_batchnorm, True),  # batchnorm.py
+        fast_batchnorm=cpu and on(cfg.fast_batchnorm, not alone),  # batchnorm.py
         keep_heap=cpu)  # glibc keeps freed blocks for the next step (keep_heap)
 
 
@@ -110,11 +117,31 @@ def make_optimizer(model: nn.Module, cfg, device: torch.device) -> torch.optim.O
     if device.type == "cuda":  # one kernel for the whole update instead of several per tensor
         fused = "fused" in inspect.signature(optim).parameters
         kwargs = {"fused": True} if fused else {"foreach": True}
+    elif optim is torch.optim.SGD and fused_sgd(device):
+        # One kernel over every tensor: 0.07 ms a step for nas_plain_5k's 22 tensors against
+        # 0.36 ms for torch's default per-tensor loop on CPU (0.25 ms with foreach). The same
+        # update; its rounding may differ by a unit (tests/test_speed.py).
+        kwargs = {"fused": True}
     if optim is torch.optim.Adam:  # the peers' Adam (models/peers.py)
         return optim(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **kwargs)
     return optim(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                  nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay,
                  **kwargs)
+
+
+@functools.cache
+def fused_sgd(device: torch.device) -> bool:
+    """Whether this torch has a fused SGD kernel for the device type (CPU: torch >= 2.4)."""
+    try:
+        from torch.optim.optimizer import _get_fused_kernels_supported_devices
+        if device.type not in _get_fused_kernels_supported_devices():
+            return False
+        p = nn.Parameter(torch.zeros(2, device=device))
+        p.grad = torch.ones(2, device=device)
+        torch.optim.SGD([p], lr=0.1, momentum=0.9, fused=True).step()
+        return True
+    except (ImportError, RuntimeError, TypeError, ValueError):
+        return False
 
 
 class RunDropout(nn.Dropout):
