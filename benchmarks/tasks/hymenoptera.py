@@ -29,8 +29,10 @@ DEFAULTS = {"model": "resnet18", "epochs": 25, "batch_size": 4, "lr": 0.001, "mo
             "nesterov": False, "weight_decay": 0.0, "schedule": "step", "eval_batch_size": 32,
             "target": 94.0}
 SEARCH_DEFAULTS: dict = {}  # its val folder is the validation split
-# MNIST's digit augmentation and split: the images get the tutorial's crops and flips instead.
-UNUSED = ("model", "rotate", "translate", "scale", "shear", "erase", "val_split")
+# MNIST's digit augmentation and split: the images get the tutorial's crops and flips instead;
+# and no re-initialisation, which would wipe the pretrained weights the task starts from.
+UNUSED = ("model", "rotate", "translate", "scale", "shear", "erase", "augment_p", "brightness",
+          "contrast", "init", "val_split")
 TEST_NAME = "val"  # the val folder, reported in the rows' test columns (no third split)
 ZOO = False
 PICTURES = ("confusion", "predictions")
