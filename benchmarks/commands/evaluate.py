@@ -141,22 +141,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
-def check_json_target(path: Path) -> None:
-    """--json must name a file that can be written, checked before the evaluation runs."""
+def check_out(path: Path, flag: str, example: str) -> None:
+    """An output file option must name a file that can be written: checked before any work
+    (`example`: a file name to suggest when it names a folder)."""
     if path.is_dir():
-        raise UserError(f"invalid option: --json {path} is a folder; give a file name, e.g. "
-                        f"{path / 'evaluation.json'}")
+        raise UserError(f"invalid option: {flag} {path} is a folder; give a file name, e.g. "
+                        f"{path / example}")
     parent = next((p for p in path.absolute().parents if p.exists()), None)
     if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"invalid option: --json {path}: cannot write there ({parent} is not "
+        raise UserError(f"invalid option: {flag} {path}: cannot write there ({parent} is not "
                         "a writable folder)")
     if path.exists() and not os.access(path, os.W_OK):
-        raise UserError(f"invalid option: --json {path} is not writable")
+        raise UserError(f"invalid option: {flag} {path} is not writable")
 
 
 def main(args: argparse.Namespace) -> int:
     if args.json:
-        check_json_target(args.json)
+        check_out(args.json, "--json", "evaluation.json")
     r = evaluate_checkpoint(args.checkpoint, args.split, args.device, args.data_root)
     print_report(r)
     if args.json:

@@ -18,21 +18,10 @@ from pathlib import Path
 
 from models import UserError
 
+from .evaluate import check_out
+
 OPSET = 17  # what torch 2.4's exporter writes by default and onnxruntime 1.16 runs
 CALIBRATION_IMAGES = 512  # training images that set the int8 activation ranges
-
-
-def check_out(path: Path, flag: str) -> None:
-    """OUT must name a file that can be written, checked before any work."""
-    if path.is_dir():
-        raise UserError(f"invalid option: {flag} {path} is a folder; give a file name, e.g. "
-                        f"{path / 'model.onnx'}")
-    parent = next((p for p in path.absolute().parents if p.exists()), None)
-    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"invalid option: {flag} {path}: cannot write there ({parent} is not "
-                        "a writable folder)")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise UserError(f"invalid option: {flag} {path} is not writable")
 
 
 def onnxruntime():
@@ -230,9 +219,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     from ..harness.checkpoint import resolve
 
-    check_out(args.onnx, "--onnx")
+    check_out(args.onnx, "--onnx", "model.onnx")
     if args.int8 is not None:
-        check_out(args.int8, "--int8")
+        check_out(args.int8, "--int8", "model-int8.onnx")
     resolve(args.checkpoint)  # a missing checkpoint or a folder, before onnxruntime loads
     onnxruntime()
     r = export_checkpoint(args.checkpoint, args.onnx, args.data_root, args.int8)
