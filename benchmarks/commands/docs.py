@@ -181,14 +181,20 @@ def studies_table(results: Path, _: str = "") -> str:
 
 
 def runs_table(results: Path, model: str) -> str:
-    """Every 20-epoch full-set run of one model, grouped by the code and precision that ran it."""
+    """Every 20-epoch full-set run of one model (a zoo member: its architecture trained with its
+    own recipe, whatever name the row carries), grouped by the code and precision that ran it."""
     runs = results_mod.read_runs(results / "runs.csv")
-    runs = runs[(runs.model == model) & (runs.epochs == 20) & (runs.train_images == 60_000)]
+    runs = runs[(runs.epochs == 20) & (runs.train_images == 60_000)]
+    if model in list_models():
+        own = pd.Series([trained_with(model, recipe_key(c), e)
+                         for c, e in zip(runs.config, runs.epochs)], index=runs.index, dtype=bool)
+        runs = runs[(runs.arch == arch_of(model)) & own]
+    else:
+        runs = runs[runs.model == model]
     if runs.empty:
         return f"(no 20-epoch runs of {model} yet)\n"
-    cfg = runs.config.map(json.loads)
-    runs = runs.assign(path=[f"{c.get('amp', 'auto')} amp, channels_last "
-                             f"{c.get('channels_last', 'auto')}" for c in cfg])
+    runs = runs.assign(path=[_precision(d, json.loads(c))
+                             for d, c in zip(runs.device_name, runs.config)])
     rows = []
     for (commit, path), g in runs.groupby(["git_commit", "path"], sort=False):
         g = g.sort_values("seed")
@@ -196,8 +202,19 @@ def runs_table(results: Path, model: str) -> str:
         rows.append([f"`{commit}`", path, " ".join(accs), _pct(g.final_test_acc.mean()),
                      f"{sum(g.final_test_acc >= TARGET)} of {len(g)}",
                      f"{g.seconds.min():.0f}-{g.seconds.max():.0f}"])
-    return _md(["commit", "precision and layout", "seed: test acc (epoch 20)", "mean",
+    return _md(["commit", "device and precision", "seed: test acc (epoch 20)", "mean",
                 ">= 99.4", "seconds"], rows, "lllrrr")
+
+
+def _precision(device_name: str, config: dict) -> str:
+    """'Intel(R) Xeon(R) Processor, bf16 autocast' from a row's device_name; rows from before
+    the precision was recorded there: what their Config asked for."""
+    parts = [p.strip() for p in str(device_name).split(",")]
+    kept = [p for p in parts if not p.endswith("threads") and p != "x86_64 cpu"]
+    if any("bf16" in p or "fp32" in p for p in kept):
+        return ", ".join(kept)
+    return (f"{config.get('amp', 'auto')} amp, channels_last "
+            f"{config.get('channels_last', 'auto')}")
 
 
 def _reference(values: list):
