@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The fresh-seed certificate: a champion chosen on seeds 1-10 is trained once on seeds 11-20,
 # which took no part in any choice, with its own recipe (20 epochs, all 60,000 training images,
-# test split read at the last epoch). Resumable: a seed that already has a row of that kind in
-# $RESULTS is skipped, so the same command continues after an interruption. One run at a time
-# (JOBS=2 for two), one thread each; rows land in results/runs.csv as each seed ends.
+# test split read at the last epoch). Resumable: a seed that already has such a row from this
+# CPU model in this precision is skipped, so the same command continues after an interruption,
+# and on another CPU kind (or precision) it runs the ten seeds again there: the certificate
+# must hold on each. One run at a time (JOBS=2 for two), one thread each; rows land in
+# results/runs.csv as each seed ends.
 #   usage: experiments/fresh-seeds.sh MEMBER [SEEDS...]   (default seeds 11-20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,11 +15,22 @@ member=$1; shift
 seeds=${*:-11 12 13 14 15 16 17 18 19 20}
 todo=$("$PY" - "$RESULTS" "$member" $seeds <<'PY'
 import csv, sys
+
+import torch
+
+from benchmarks.harness.config import config_from_args
+from benchmarks.harness.fast import fast_settings
+from benchmarks.harness.train import device_name
+
 path, member, *seeds = sys.argv[1:]
+cfg = config_from_args(type("Args", (), {})(), model=member, threads=1, device="cpu")
+torch.set_num_threads(1)
+here = device_name(torch.device("cpu"), fast_settings(cfg, torch.device("cpu")))
 try:
     with open(path, newline="", encoding="utf-8-sig") as f:
         done = {r["seed"] for r in csv.DictReader(f)
-                if r["model"] == member and r["epochs"] == "20" and r["train_images"] == "60000"}
+                if r["model"] == member and r["epochs"] == "20" and r["train_images"] == "60000"
+                and r["device_name"] == here}
 except FileNotFoundError:
     done = set()
 print(" ".join(s for s in seeds if s not in done))
