@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from models import UserError, arch_of, list_models
+from errors import UserError
+from models import arch_of, list_models
 from models.registry import FOUND_BY, MODELS
 
 COLUMNS = ["seed", "final_test_acc", "epochs", "train_images", "device_name", "recipe",
@@ -33,7 +34,6 @@ def query(model_or_arch: str, results: Path | str | None = None, **filters):
 
     from .commands.leaderboard import found_by, recipe_key, trained_with
     from .harness.results import read_checked, runs_path
-    from .tasks import TASKS, get_task
 
     path = Path(results) if results is not None else runs_path()
     if path.is_dir():
@@ -43,8 +43,7 @@ def query(model_or_arch: str, results: Path | str | None = None, **filters):
     runs = runs[runs.arch == arch].sort_values(["seed", "timestamp"], kind="stable")
 
     def recipe(row) -> dict:
-        unused = get_task(row.task).UNUSED if row.task in TASKS else ()
-        return {k: v for k, v in json.loads(recipe_key(row.config)).items() if k not in unused}
+        return json.loads(recipe_key(row.config))
 
     def searched(row) -> str | None:
         """The search that found this run's network: a promoted member's study:trial when the

@@ -18,9 +18,9 @@ import csv, sys
 
 import torch
 
-from benchmarks.harness.config import config_from_args
 from benchmarks.harness.fast import fast_settings
 from benchmarks.harness.train import device_name
+from benchmarks.tasks import config_from_args
 
 path, member, *seeds = sys.argv[1:]
 cfg = config_from_args(type("Args", (), {})(), model=member, threads=1, device="cpu")

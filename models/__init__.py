@@ -8,7 +8,6 @@ from .registry import (
     BUDGET,
     OverBudgetError,
     UnknownModelError,
-    UserError,
     arch_of,
     count_params,
     create_model,
@@ -20,5 +19,5 @@ from .registry import (
 )
 
 __all__ = ["Arch", "ArchError", "BUDGET", "Net", "OverBudgetError", "UnknownModelError",
-           "UserError", "arch_of", "build", "count_params", "create_model", "family_of",
+           "arch_of", "build", "count_params", "create_model", "family_of",
            "list_families", "list_models", "parse", "recipe_of", "register"]

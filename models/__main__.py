@@ -7,7 +7,8 @@ import sys
 
 from rich.console import Console
 
-from .registry import UserError
+from errors import UserError
+
 from .report import print_summary, print_zoo, write_csv, zoo_rows
 
 

@@ -12,15 +12,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from errors import UserError
+
 from .arch import ArchError, Net, build, parse
 
 # The product's parameter budget. Change it here (or set models.registry.BUDGET at run time);
 # create_model refuses anything above it before a single step is trained.
 BUDGET = 20_000
-
-
-class UserError(Exception):
-    """Bad input from a user: the CLIs print the message and exit non-zero, no traceback."""
 
 
 class UnknownModelError(UserError, KeyError):

@@ -11,20 +11,21 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import os
 import sys
 from pathlib import Path
 
-from benchmarks.harness.config import Config, add_config_args
+from benchmarks.harness.config import add_config_args
 from benchmarks.harness.runs import (
     add_jobs_arg,
     distinct_seeds,
     parse_jobs,
     run_command,
 )
-from models import BUDGET, UserError
+from benchmarks.tasks import TASKS, config_fields, get_task, used
+from errors import UserError
+from models import BUDGET
 
 from .publish import confirm, export, promote
 from .run import DEFAULT_MAX_TRIALS, check_positive, check_seeds, run
@@ -38,15 +39,17 @@ from .study import (
     load_study,
 )
 
-# Config fields a search run (or confirm) takes from the command line; the space samples the rest.
-RUN_FIELDS = ("epochs", "train_subset", "val_split", "test_subset", "eval_batch_size", "device",
-              "threads", "data_root", "weights", "image_size", "workers")
-CONFIRM_FIELDS = ("epochs", "train_subset", "test_subset", "eval_batch_size", "device",
-                  "threads", "data_root", "weights", "image_size", "workers")
 
-
-def _skip(keep: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(Config) if f.name not in keep)
+def _search_args(p: argparse.ArgumentParser, leave: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """A flag for each field a search takes from its command line (metadata search=True; the
+    space samples the other recipe fields), of every task, but those in `leave`."""
+    added: list[str] = []
+    for name in TASKS:
+        task = get_task(name)
+        flags = tuple(n for n in used(task, search=True) if n not in (*added, *leave))
+        add_config_args(p, flags, task.CONFIG)
+        added += flags
+    return tuple(added)
 
 
 def _storage_args(p: argparse.ArgumentParser, study_required: bool) -> None:
@@ -108,7 +111,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "for mnist); the test set is never loaded")
     p.add_argument("--test-subset", type=int, default=None, metavar="N",
                    help="evaluate on only the first N validation images (smoke runs)")
-    add_config_args(p, skip=_skip(RUN_FIELDS) + ("val_split", "test_subset"))
+    _search_args(p, leave=("val_split", "test_subset"))
     p.set_defaults(func=run)
 
     p = sub.add_parser("confirm", help="re-train the best trials and measure test accuracy",
@@ -124,7 +127,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results", type=Path, default=None,
                    help="runs CSV to append to (default: results/runs.csv or $NAS_RESULTS)")
     add_jobs_arg(p, "runs")
-    add_config_args(p, skip=_skip(CONFIRM_FIELDS))
+    _search_args(p, leave=("val_split",))  # confirm trains on every training image
     p.set_defaults(func=run_confirm)
 
     p = sub.add_parser("promote", help="print a trial as a named zoo member (Python source)",
@@ -152,8 +155,10 @@ def run_confirm(args: argparse.Namespace) -> int:
     check_seeds("--seeds", args.seeds)
     seeds = distinct_seeds(args.seeds, lambda line: print(line, file=sys.stderr))
     jobs = parse_jobs(args.jobs)
-    overrides = {f: getattr(args, f) for f in CONFIRM_FIELDS if getattr(args, f) is not None}
-    Config(**overrides)  # check the options before any training
+    every = set().union(*map(config_fields, TASKS))
+    overrides = {k: v for k, v in vars(args).items() if k in every and v is not None}
+    for name in TASKS:  # check the options before any training
+        get_task(name).CONFIG(**{k: v for k, v in overrides.items() if k in config_fields(name)})
     study = load_study(open_storage(args.storage, create=False), args.study)
     confirm(study, args.top, seeds, overrides, numbers=args.trials, jobs=jobs,
             results=args.results)

@@ -17,7 +17,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import optuna_dashboard
 from rich.console import Console
 
-from models import UserError
+from errors import UserError
 
 from .storage import default_storage, open_storage, safe_url
 

@@ -20,7 +20,8 @@ from benchmarks.harness.fast import fast_settings
 from benchmarks.harness.runs import stop_hook
 from benchmarks.harness.train import DivergedError, device_name, resolve_device, seeded
 from benchmarks.tasks import get_task, run_one
-from models import ArchError, Net, OverBudgetError, UserError, build, count_params
+from errors import UserError
+from models import ArchError, Net, OverBudgetError, build, count_params
 
 from . import space
 

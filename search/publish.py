@@ -18,13 +18,13 @@ import optuna
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.commands.leaderboard import CONFIRMED
-from benchmarks.harness.config import Config, task_config
-from benchmarks.harness.results import check_target
+from benchmarks.harness.config import Config
+from benchmarks.harness.results import CONFIRMED, check_target
 from benchmarks.harness.runs import for_jobs, resolve_jobs, side_by_side, stop_hook
 from benchmarks.harness.train import resolve_device
-from benchmarks.tasks import get_task, run_one
-from models import OverBudgetError, UserError, list_models, recipe_of
+from benchmarks.tasks import get_task, run_one, task_config
+from errors import UserError
+from models import OverBudgetError, list_models, recipe_of
 from models.registry import MODELS, family_params
 
 from . import space

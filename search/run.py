@@ -17,7 +17,6 @@ import optuna
 import torch
 from rich.console import Console
 
-from benchmarks.harness.config import config_from_args
 from benchmarks.harness.fast import fast_settings, threads_while
 from benchmarks.harness.runs import (
     for_jobs,
@@ -26,8 +25,9 @@ from benchmarks.harness.runs import (
     stop_on_ctrl_c,
 )
 from benchmarks.harness.train import DivergedError, device_name, resolve_device
-from benchmarks.tasks import get_task
-from models import BUDGET, UserError
+from benchmarks.tasks import config_from_args, get_task
+from errors import UserError
+from models import BUDGET
 
 from . import space
 from .live import Reporter
@@ -35,6 +35,7 @@ from .objective import Objective
 from .publish import enqueue_zoo
 from .storage import default_storage, open_storage, retry, safe_url
 from .study import (
+    PINNED,
     check_study_name,
     check_warm_start,
     make_pruner,
@@ -107,7 +108,7 @@ def _default_settings(task: str, objective: str) -> dict:
     """The pinned settings of a run given no option that changes them."""
     ref = config_from_args(argparse.Namespace(), task=task, **get_task(task).SEARCH_DEFAULTS)
     return {"task": task, "objective": objective, "budget": BUDGET,
-            **{k: getattr(ref, k) for k in ("epochs", "train_subset", "val_split", "test_subset")}}
+            **{k: getattr(ref, k) for k in PINNED if hasattr(ref, k)}}
 
 
 class _NoQueue:

@@ -15,7 +15,7 @@ import optuna
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
-from models import UserError
+from errors import UserError
 
 MAX_RETRY = 3  # a trial whose worker died is re-run at most this many times
 

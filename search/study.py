@@ -15,7 +15,9 @@ import optuna
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
-from models import BUDGET, UserError
+from benchmarks.harness.config import Config, names
+from errors import UserError
+from models import BUDGET
 
 from .storage import StorageError, safe_url
 
@@ -25,7 +27,7 @@ METRIC_NAMES = {"accuracy": ["val_acc"], "pareto": ["val_acc", "params"]}
 PRUNERS = ("hyperband", "sh", "median", "none")
 SAMPLERS = ("tpe", "nsga2", "random")
 # Settings that change what a trial's value means; a study refuses to resume with others.
-PINNED = ("task", "objective", "epochs", "train_subset", "val_split", "test_subset", "budget")
+PINNED = ("task", "objective", *names(Config, pinned=True), "budget")
 # Settings that studies made before they were recorded, and the value those studies ran with.
 UNRECORDED = {"budget": BUDGET}
 

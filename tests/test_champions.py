@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 
 from benchmarks.commands.leaderboard import champions, leaderboard
-from benchmarks.harness.config import Config, add_config_args, config_from_args
-from models import UserError, arch_of, count_params, create_model, list_models, recipe_of
+from benchmarks.commands.train import training_config
+from benchmarks.harness.config import Config, add_config_args, names
+from errors import UserError
+from models import arch_of, count_params, create_model, list_models, recipe_of
 from models.registry import FOUND_BY, MODELS
 from search.__main__ import main
 from search.publish import member_spec
@@ -109,31 +111,31 @@ def test_promote_prints_the_member_source(capsys):
 
 def test_recipe_applies_under_the_users_flags():
     parser = argparse.ArgumentParser()
-    add_config_args(parser)
+    add_config_args(parser, names())
     name = sorted(FOUND_BY)[0]
     recipe = recipe_of(name)
-    cfg = config_from_args(parser.parse_args(["--model", name]))
+    cfg = training_config(parser.parse_args(["--model", name]))
     assert {k: getattr(cfg, k) for k in recipe} == recipe
-    cfg = config_from_args(parser.parse_args(["--model", name, "--lr", "0.123"]))
+    cfg = training_config(parser.parse_args(["--model", name, "--lr", "0.123"]))
     assert cfg.lr == 0.123 and cfg.batch_size == recipe["batch_size"]
-    plain = config_from_args(parser.parse_args(["--model", "plain_7k"]))
+    plain = training_config(parser.parse_args(["--model", "plain_7k"]))
     assert plain.lr == Config().lr  # members not found by a search keep the defaults
 
 
 def test_recipe_flag_trains_any_architecture_with_a_members_recipe():
     parser = argparse.ArgumentParser()
-    add_config_args(parser)
+    add_config_args(parser, names())
     name = sorted(FOUND_BY)[0]
     recipe = recipe_of(name)
     args = parser.parse_args(["--model", "v8-p-t8-v12-t10-gap", "--lr", "0.123"])
     args.recipe = name  # what `benchmarks mnist --recipe NAME` adds
-    cfg = config_from_args(args)
+    cfg = training_config(args)
     assert cfg.model == "v8-p-t8-v12-t10-gap" and cfg.lr == 0.123
     assert {k: getattr(cfg, k) for k in recipe if k != "lr"} == \
         {k: v for k, v in recipe.items() if k != "lr"}
     args.recipe = "plain_7k"  # a member, but none with a recipe: refused, not ignored
     with pytest.raises(UserError, match="--recipe 'plain_7k'.*" + name):
-        config_from_args(args)
+        training_config(args)
 
 
 def test_one_architecture_trained_two_ways_is_two_rows_and_the_name_goes_to_its_recipe():

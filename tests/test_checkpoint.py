@@ -16,7 +16,8 @@ from benchmarks.harness.checkpoint import (
 )
 from benchmarks.harness.checkpoint import save_run as save_partial
 from benchmarks.tasks import load_checkpoint as load
-from models import UserError, build
+from errors import UserError
+from models import build
 
 ARCH = "v8-v16-p-t8-v12-v16-v16-t10-gap|do0.05"
 OTHER = "v8-v8-p-t8-v8-v12-v12-t10-gap|do0.05"  # same layers, other widths

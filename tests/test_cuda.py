@@ -18,10 +18,10 @@ from tolerance import sum_tol
 import benchmarks.harness.train as train_mod
 from benchmarks.__main__ import main
 from benchmarks.harness import graphs
-from benchmarks.harness.config import Config, task_config
+from benchmarks.harness.config import Config
 from benchmarks.harness.fast import make_optimizer
 from benchmarks.harness.train import own_stream, seeded, train
-from benchmarks.tasks import hymenoptera
+from benchmarks.tasks import hymenoptera, task_config
 from benchmarks.tasks.mnist import load_data, make_model
 from models import create_model
 

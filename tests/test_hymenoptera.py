@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from benchmarks.__main__ import main
-from benchmarks.harness.config import Config, task_config
+from benchmarks.harness.config import Config
 from benchmarks.harness.data import DataError
 from benchmarks.harness.images import balanced_subset, load_image_splits
-from benchmarks.tasks import hymenoptera, run_one
-from models import UserError
+from benchmarks.tasks import hymenoptera, run_one, task_config
+from errors import UserError
 
 # Tiny and fast: 64px crops, one thread, no worker processes.
 FAST = ["--image-size", "64", "--threads", "1", "--workers", "0", "--batch-size", "4",

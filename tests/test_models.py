@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from torchinfo import summary
 
 import models
+from errors import UserError
 from models import registry
 from models.report import profile, receptive_field
 
@@ -91,7 +92,7 @@ def test_unknown_model_lists_known_ones():
 def test_overrides_and_unknown_override():
     m = models.create_model("plain_7k", dropout=0.1)
     assert m.arch.endswith("|do0.1")
-    with pytest.raises(models.UserError, match="no parameter"):
+    with pytest.raises(UserError, match="no parameter"):
         models.create_model("plain_7k", depth=3)
 
 

@@ -7,9 +7,10 @@ import torch
 from torch import nn
 
 import models
-from benchmarks.harness.config import task_config
 from benchmarks.harness.fast import make_optimizer
 from benchmarks.harness.train import make_schedule
+from benchmarks.tasks import task_config
+from errors import UserError
 from models.registry import MODELS, SOURCES
 
 # name -> (architecture string, the parameter count its source publishes)
@@ -95,7 +96,7 @@ def test_adam_optimizer():
     dict(optimizer="rmsprop"), dict(step_size=0), dict(gamma=0.0), dict(div_factor=0.5),
     dict(anneal="cosine")])
 def test_bad_recipe_values_are_refused(bad):
-    with pytest.raises(models.UserError):
+    with pytest.raises(UserError):
         task_config(**bad)
 
 
@@ -161,7 +162,7 @@ def test_peers_are_never_queued_as_search_trials():
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     queued = enqueue_zoo(optuna.create_study(), task_config(), 20_000)
     assert queued and not any(n.startswith("peer_") for n in queued)
-    with pytest.raises(models.UserError, match="off the search grid"):
+    with pytest.raises(UserError, match="off the search grid"):
         enqueue_zoo(optuna.create_study(), task_config(), 20_000, ["peer_ram_9k"])
 
 

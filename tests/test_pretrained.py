@@ -14,6 +14,7 @@ import models
 from benchmarks.harness.config import Config
 from benchmarks.harness.train import evaluate
 from benchmarks.tasks.mnist import load_data
+from errors import UserError
 from models.registry import list_pretrained, pretrained_weights
 
 PLAIN_7K = sorted((REPO / "results" / "checkpoints").glob("mnist-plain_7k-*-final.json"))
@@ -43,9 +44,9 @@ def test_members_with_weights_are_listed_and_others_refused(committed):
     have = list_pretrained()
     assert {"plain_7k", "resnet_8k"} <= set(have)
     without = next(n for n in models.list_models() if n not in have)
-    with pytest.raises(models.UserError, match=f"{without} has no saved weights.*plain_7k"):
+    with pytest.raises(UserError, match=f"{without} has no saved weights.*plain_7k"):
         models.create_model(without, pretrained=True)
-    with pytest.raises(models.UserError, match="drop the overrides"):
+    with pytest.raises(UserError, match="drop the overrides"):
         models.create_model("plain_7k", pretrained=True, dropout=0.1)
     with pytest.raises(models.UnknownModelError, match="did you mean plain_7k"):
         models.create_model("plain_7kk", pretrained=True)
@@ -53,7 +54,7 @@ def test_members_with_weights_are_listed_and_others_refused(committed):
 
 def test_nas_results_chooses_the_folder_and_only_full_runs_count(tmp_path, monkeypatch):
     monkeypatch.setenv("NAS_RESULTS", str(tmp_path))
-    with pytest.raises(models.UserError, match="members with weights: none"):
+    with pytest.raises(UserError, match="members with weights: none"):
         models.create_model("plain_7k", pretrained=True)
     folder = tmp_path / "checkpoints"
     folder.mkdir()

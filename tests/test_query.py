@@ -8,7 +8,8 @@ import pytest
 
 import benchmarks
 from benchmarks.harness.results import ResultsError, append_row
-from models import UserError, arch_of, recipe_of
+from errors import UserError
+from models import arch_of, recipe_of
 from models.registry import FOUND_BY
 
 MEMBER = "nas_plain_6k"  # a promoted member: its runs with its own recipe carry its found_by

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from benchmarks.__main__ import main
 from benchmarks.commands import docs, leaderboard, plots
 from benchmarks.harness.results import KINDS, ResultsError, read_runs
-from models import UserError
+from errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = (REPO / "results" / "runs.csv").read_bytes()

@@ -14,8 +14,9 @@ import optuna
 import pytest
 
 from benchmarks.harness.config import Config
+from errors import UserError
 from models import BUDGET, arch_of, count_params, create_model, list_models
-from models.registry import MODELS, UserError
+from models.registry import MODELS
 from search.__main__ import main
 from search.publish import enqueue_zoo
 from search.space import ARCH_SPACES

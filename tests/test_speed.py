@@ -23,7 +23,8 @@ from benchmarks.harness.data import load_mnist
 from benchmarks.harness.fast import RunDropout, fast_settings, geometric_mask
 from benchmarks.harness.runs import for_jobs, side_by_side
 from benchmarks.harness.train import evaluate, seeded, train
-from models import UserError, create_model
+from errors import UserError
+from models import create_model
 
 REPO = Path(__file__).resolve().parents[1]
 

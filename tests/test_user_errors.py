@@ -22,9 +22,11 @@ from hypothesis import strategies as st
 
 import models
 from benchmarks.__main__ import main as benchmarks_main
-from benchmarks.harness.config import Config, add_config_args, config_from_args
+from benchmarks.harness.config import Config, add_config_args, names
 from benchmarks.harness.train import resolve_device
-from models import ArchError, UserError, arch_of, create_model, parse
+from benchmarks.tasks import config_from_args
+from errors import UserError
+from models import ArchError, arch_of, create_model, parse
 from models.__main__ import main as models_main
 from search.__main__ import main as search_main
 
@@ -317,7 +319,7 @@ OPTIONS = st.lists(st.sampled_from(CONFIG_FLAGS).flatmap(
 @given(OPTIONS)
 def test_property_config_from_the_command_line(options):
     parser = argparse.ArgumentParser()
-    add_config_args(parser, skip=("task",))
+    add_config_args(parser, tuple(n for n in names() if n != "task"))
     argv = [a for f, v in options for a in (f"--{f.replace('_', '-')}", v)]
     try:
         args = parser.parse_args(argv)

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from models import UserError, count_params, create_model, list_models, recipe_of
+from errors import UserError
+from models import count_params, create_model, list_models, recipe_of
 from models.registry import BUDGET, CLAIMS, FOUND_BY, SOURCES, arch_of
 
 from ..harness import results as results_mod

@@ -8,7 +8,6 @@ the accuracy matches the recorded one exactly on the same kind of device.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -17,20 +16,22 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from models import UserError
+from errors import UserError
 
 from ..harness.config import Config
 from ..harness.train import evaluate, resolve_device
-from ..tasks import get_task, load_checkpoint
+from ..tasks import config_fields, get_task, load_checkpoint
 
 
 def config_of(side: dict, **overrides) -> Config:
     """The run's Config from its sidecar (read_sidecar checked it is a JSON object); fields this
     version no longer has are dropped."""
     saved = side.get("config") or {}
-    known = {f.name for f in dataclasses.fields(Config)}
+    task = saved.get("task", side.get("task", "mnist"))
+    known = config_fields(task)  # an unknown task: a UserError naming the known ones
     try:
-        return Config(**{**{k: v for k, v in saved.items() if k in known}, **overrides})
+        return get_task(task).CONFIG(**{**{k: v for k, v in saved.items() if k in known},
+                                        **overrides})
     except UserError as e:
         raise UserError(f"the checkpoint's sidecar holds an {e}") from None
 

@@ -16,7 +16,7 @@ import os
 import warnings
 from pathlib import Path
 
-from models import UserError
+from errors import UserError
 
 from .evaluate import check_out
 

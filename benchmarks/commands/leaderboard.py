@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -10,29 +9,32 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from models import UserError, arch_of, list_models, recipe_of
+from errors import UserError
+from models import arch_of, list_models, recipe_of
 
-from ..harness.config import Config
-from ..harness.results import RESULTS_DIR, read_runs
-from ..tasks import TASKS, get_task
+from ..harness.config import RECIPE, Config, defaults, names
+from ..harness.results import CONFIRMED, RESULTS_DIR, read_runs
+from ..tasks import TASKS, get_task, recipe_fields
 
 KEYS = ["task", "arch", "epochs", "train_images", "recipe"]
-# Config fields that are not the recipe: the row's other keys (model -> arch, epochs, training
-# images), the seed (what a row of seeds varies), and what runs, shows or speeds it up. Every
-# other field, today's and any added later, is the recipe: one architecture trained two ways is
-# two rows, and a promoted member's name goes only to the runs of its own recipe.
-NOT_RECIPE = ("task", "model", "epochs", "val_split", "train_subset", "test_subset", "seed",
-              "eval_batch_size", "device", "threads", "channels_last", "compile", "cuda_graphs",
-              "amp", "fast_dropout", "fast_batchnorm", "data_root", "target", "progress",
-              "workers")
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config) if f.name not in NOT_RECIPE}
+
+
+def _recipe_defaults(task: str) -> dict:
+    """The recipe fields of `task` (Config's concern=RECIPE fields it uses; a task this version
+    has not: Config's own) at their defaults. The other fields are a row's other keys (model ->
+    arch, epochs, training images), the seed a row of seeds varies, and what runs or shows it."""
+    if task in TASKS:
+        module = get_task(task)
+        return {k: v for k, v in defaults(module.CONFIG).items() if k in recipe_fields(module)}
+    return {k: v for k, v in defaults(Config).items() if k in names(Config, concern=RECIPE)}
 
 
 def recipe_key(config: str | dict) -> str:
     """A run's recipe as canonical JSON: its recipe fields, a field older than the row at its
     default (the value the run trained with)."""
     config = json.loads(config) if isinstance(config, str) else config
-    return json.dumps({k: config.get(k, d) for k, d in _DEFAULTS.items()}, sort_keys=True)
+    fields = _recipe_defaults(config.get("task", "mnist"))
+    return json.dumps({k: config.get(k, d) for k, d in fields.items()}, sort_keys=True)
 
 
 def trained_with(name: str, key: str, epochs: int) -> bool:
@@ -127,9 +129,6 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     return board.reset_index(drop=True)
 
 
-# How a confirmed trial's row source begins, study:trial after it: search/publish.py's confirm
-# writes it, found_by reads it.
-CONFIRMED = "search confirm "
 
 
 def found_by(source) -> str | None:

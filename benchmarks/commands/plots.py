@@ -20,7 +20,8 @@ from optuna.search_space import intersection_search_space
 from optuna.trial import TrialState
 from rich.console import Console
 
-from models import UserError, arch_of, list_models
+from errors import UserError
+from models import arch_of, list_models
 from models.registry import SOURCES
 
 from ..harness import results as results_mod

@@ -38,11 +38,12 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from errors import UserError
 from models import create_model
 from models.report import profile
 
 from ..harness import results as results_mod
-from ..harness.config import Config, add_config_args, config_from_args
+from ..harness.config import Config, add_config_args, names
 from ..harness.data import load_mnist, mnist_root, verify_mnist
 from ..harness.fast import fast_settings, keep_heap, threads_while
 from ..harness.train import cpu_model, device_name, resolve_device
@@ -58,6 +59,7 @@ from .contenders import (
     peak_gflops,
     precision,
 )
+from .train import training_config
 
 # ----------------------------------------------------------------------------------------------
 # Benchmark settings
@@ -190,8 +192,6 @@ def _report(cfg, device, steps, rounds, contenders, load, fast, default_threads,
 # ----------------------------------------------------------------------------------------------
 # Command line
 
-KEEP = ("device", "batch_size", "seed", "data_root", "threads", "channels_last",
-        "compile", "cuda_graphs", "amp", "lr", "momentum", "rotate", "translate")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -221,13 +221,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "torch.profiler into results/speed-profile.json (or --json)")
     p.add_argument("--json", type=Path, default=None,
                    help="where to write every figure (default: results/speed.json)")
-    add_config_args(p, skip=tuple(f.name for f in dataclasses.fields(Config)
-                                  if f.name not in KEEP))
+    add_config_args(p, names(bench=True))
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    from models import UserError
 
     parallel = args.parallel if args.parallel is not None else (
         FULL_PARALLEL if args.full else 1)
@@ -235,8 +233,8 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("invalid option: --steps, --rounds and --parallel must be at least 1")
     models = (args.model,) if args.model else tuple(WORKLOADS)
     workload_steps = [WORKLOADS.get(m, DEFAULT_STEPS) for m in models]
-    cfgs = [config_from_args(argparse.Namespace(**{**vars(args), "model": m}), task="mnist",
-                             epochs=1, progress=False) for m in models]
+    cfgs = [training_config(argparse.Namespace(**{**vars(args), "model": m}), task="mnist",
+                            epochs=1, progress=False) for m in models]
     for cfg in cfgs:  # unknown or over-budget models fail before anything is timed
         create_model(cfg.model)
     console = Console()

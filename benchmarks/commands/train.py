@@ -14,7 +14,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ..harness.config import add_config_args, config_from_args
+from errors import UserError
+from models import recipe_of
+from models.registry import RECIPES
+
+from ..harness.config import Config, add_config_args, given
 from ..harness.results import check_target
 from ..harness.runs import (
     add_jobs_arg,
@@ -26,7 +30,7 @@ from ..harness.runs import (
     stop_hook,
 )
 from ..harness.train import resolve_device
-from ..tasks import TASKS, get_task, run_one
+from ..tasks import TASKS, get_task, run_one, task_config, used
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,14 +47,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                 "training choices), e.g. nas_plain_6k's for an architecture "
                                 "string; other flags still override (default: --model's own "
                                 "when it is a promoted member)")
-        add_config_args(p, skip=("task", "seed", *task.UNUSED), task=name)
+        flags = tuple(n for n in used(task) if n not in ("task", "seed"))  # --seeds, the command
+        add_config_args(p, flags, task.CONFIG, task.DEFAULTS)
         p.set_defaults(func=main, task=name)
+
+
+def training_config(args: argparse.Namespace, **extra) -> Config:
+    """The Config the flags (and `extra`) give, over the recipe of --recipe's member, else of
+    --model's when it is a promoted member (the training choices it was confirmed with), over
+    the task's defaults."""
+    task = extra.pop("task", None) or getattr(args, "task", None) or "mnist"
+    values = {**given(args, get_task(task).CONFIG), **extra}
+    recipe = getattr(args, "recipe", None)
+    if recipe is not None and not recipe_of(recipe):
+        raise UserError(f"invalid option: --recipe {recipe!r} is no zoo member with a recipe; "
+                        f"members with one: {', '.join(sorted(RECIPES))}")
+    return task_config(task, **{**recipe_of(values.get("model", "") if recipe is None
+                                            else recipe), **values})
 
 
 def main(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     task = get_task(args.task)
-    base = config_from_args(args, task=task.NAME)
+    base = training_config(args, task=task.NAME)
     seeds = distinct_seeds(args.seeds or [base.seed], console.print)
     for seed in seeds:  # every seed checked (Config refuses a bad one) before any work
         dataclasses.replace(base, seed=seed)

@@ -29,7 +29,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from models import UserError
+from errors import UserError
 
 from . import results as results_mod
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from models import UserError
+from errors import UserError
 
 # What each column holds (results/README.md says what it means), checked on every read and
 # before every append: the writer's header is this table's order. A kind ending in '?' may be

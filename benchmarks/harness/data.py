@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from models import UserError
+from errors import UserError
 
 MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics
 VAL_SEED = 0  # the validation split is the same for every run and every seed

@@ -41,6 +41,9 @@ from .columns import (  # noqa: F401  (COLUMNS, KINDS, NUMBERS: the results API)
 )
 
 RESULTS_DIR = Path(os.environ.get("NAS_RESULTS", "results"))
+# How a confirmed trial's row source begins, study:trial after it: `search confirm` writes it,
+# the leaderboard reads it back.
+CONFIRMED = "search confirm "
 
 
 def git_commit() -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from models import UserError
+from errors import UserError
 
 from .checkpoint import BestWeights, checkpoint_dir, commit_run, remove_run, save_run
 from .results import append_row, check_target, make_row

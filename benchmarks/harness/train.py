@@ -70,7 +70,7 @@ def seeded(seed: int):
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    from models import UserError
+    from errors import UserError
 
     try:
         device = torch.device(name)

@@ -8,16 +8,19 @@ get_task(), never by its name. A search space for it is one function in search/s
 
 from __future__ import annotations
 
+import argparse
 import importlib
+from dataclasses import fields
 from pathlib import Path
 from typing import Protocol
 
 import torch
 from torch import nn
 
-from models import UserError
+from errors import UserError
 
 from ..harness import checkpoint
+from ..harness.config import RECIPE, Config, given, names
 from ..harness.data import Data
 from ..harness.runs import train_and_record
 from ..harness.train import seeded
@@ -30,7 +33,9 @@ class Task(Protocol):
     HELP: str  # one line for `python -m benchmarks --help`
     DEFAULTS: dict  # Config values of this task, under the user's flags
     SEARCH_DEFAULTS: dict  # Config values a search of it fixes (MNIST: a validation split)
-    UNUSED: tuple[str, ...]  # Config fields it ignores: no command-line flag for them
+    CONFIG: type  # Config, or its subclass with the task's own settings
+    USES: frozenset  # what it uses of the harness (config.AUGMENT, ZOO, HOLDOUT): the fields
+    #                  that need something else have no flag and stay at their defaults
     TEST_NAME: str  # what the rows' test columns hold: "test", or "val" (ants/bees)
     ZOO: bool  # its models come from models/: the budget, --enqueue-zoo, the champions
     PICTURES: tuple[str, ...]  # per-run pictures `make plots` draws from a checkpoint
@@ -56,6 +61,34 @@ def get_task(name: str) -> Task:
     if name not in TASKS:
         raise UserError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
     return importlib.import_module(TASKS[name])
+
+
+def used(task: Task, **metadata) -> tuple[str, ...]:
+    """The task's Config fields (with the given metadata, as config.names) that it uses."""
+    return names(task.CONFIG, uses=task.USES, **metadata)
+
+
+def recipe_fields(task: Task) -> tuple[str, ...]:
+    """What a leaderboard row's recipe holds: the recipe fields the task uses."""
+    return used(task, concern=RECIPE)
+
+
+def task_config(task: str = "mnist", /, **values) -> Config:
+    """The Config of `task`: its DEFAULTS, then `values` on top."""
+    module = get_task(task)
+    return module.CONFIG(**{**module.DEFAULTS, **values, "task": task})
+
+
+def config_from_args(args: argparse.Namespace, **extra) -> Config:
+    """The Config of the task `args.task` (or extra's, else mnist) from parsed flags: only the
+    flags the user gave replace the task's defaults."""
+    task = extra.pop("task", None) or getattr(args, "task", None) or "mnist"
+    return task_config(task, **{**given(args, get_task(task).CONFIG), **extra})
+
+
+def config_fields(task: str) -> set[str]:
+    """Every field name of the task's Config."""
+    return {f.name for f in fields(get_task(task).CONFIG)}
 
 
 def load_checkpoint(path: Path | str, device: torch.device | str = "cpu"):

@@ -9,17 +9,39 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.error import URLError
 
 import torch
 from torch import nn
 
-from models import UserError
+from errors import UserError
 from models.report import inspect
 
-from ..harness.config import Config
+from ..harness.config import RUN, Config, setting
 from ..harness.data import Data
+
+# Which ResNet18 layers train: all, from layerN on, or only the new head.
+MODES = ("finetune", "layer2", "layer3", "layer4", "feature")
+
+
+@dataclass(frozen=True)
+class Settings(Config):
+    """Config and the image task's own settings."""
+
+    mode: str = setting("finetune", "layers trained: finetune (all), from layerN on, or "
+                        "feature (the head only)", choices=MODES)
+    weights: str = setting("imagenet", "imagenet | none | PATH to a local state-dict file",
+                           check=bool, must="must be imagenet, none or a file path",
+                           search=True, path=True)
+    image_size: int = setting(224, "training crop side (evaluation resizes to 8/7 of it, then "
+                              "crops)", check=lambda v: v >= 32,
+                              must="must be at least 32 (ResNet18 downsamples 32x)",
+                              search=True)
+    workers: int = setting(2, "DataLoader worker processes decoding images", RUN,
+                           check=lambda v: 0 <= v <= 256, must="must be in [0, 256] (processes)",
+                           search=True)
 
 NAME = "hymenoptera"
 HELP = "transfer learning: ResNet18 on the ants/bees images"
@@ -29,10 +51,11 @@ DEFAULTS = {"model": "resnet18", "epochs": 25, "batch_size": 4, "lr": 0.001, "mo
             "nesterov": False, "weight_decay": 0.0, "schedule": "step", "eval_batch_size": 32,
             "target": 94.0}
 SEARCH_DEFAULTS: dict = {}  # its val folder is the validation split
-# MNIST's digit augmentation and split: the images get the tutorial's crops and flips instead;
-# and no re-initialisation, which would wipe the pretrained weights the task starts from.
-UNUSED = ("model", "rotate", "translate", "scale", "shear", "erase", "augment_p", "brightness",
-          "contrast", "init", "val_split")
+CONFIG = Settings
+# Nothing of MNIST's: the images get the tutorial's crops and flips instead of the digit
+# augmentation, the val folder is the validation split, and the network is ResNet18, never
+# re-initialised (which would wipe the pretrained weights the task starts from).
+USES: frozenset = frozenset()
 TEST_NAME = "val"  # the val folder, reported in the rows' test columns (no third split)
 ZOO = False
 PICTURES = ("confusion", "predictions")
@@ -62,7 +85,7 @@ class WeightsError(UserError):
     """Pretrained weights that are missing, unreadable or not a ResNet18 state dict."""
 
 
-def load_data(cfg: Config, device: torch.device, with_test: bool = True) -> Data:
+def load_data(cfg: Settings, device: torch.device, with_test: bool = True) -> Data:
     """Benchmarks: the val folder in the test slot. Search (with_test=False): it is val."""
     if cfg.val_split:
         raise UserError("invalid option: val_split does not apply to the ants/bees task; its "
@@ -175,12 +198,12 @@ def model_from_arch(arch: str) -> nn.Module:
     return model
 
 
-def preflight(cfg: Config) -> str:
+def preflight(cfg: Settings) -> str:
     _, _, described = load_weights(cfg.weights)  # fails before any image is read
     return f"[bold]resnet18[/bold] {cfg.mode} ({cfg.image_size}px, weights: {described})"
 
 
-def make_model(cfg: Config, num_classes: int | None = None) -> nn.Module:
+def make_model(cfg: Settings, num_classes: int | None = None) -> nn.Module:
     """ResNet18 with a new num_classes head (ants, bees), weights per cfg.weights, frozen per
     cfg.mode."""
     num_classes = num_classes or 2

@@ -5,16 +5,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models import ArchError, UserError, build, create_model, family_of
+from errors import UserError
+from models import ArchError, build, create_model, family_of
 from models.report import profile as zoo_profile
 
+from ..harness.config import AUGMENT, HOLDOUT, ZOO, Config
 from ..harness.data import Data, load_mnist
 
 NAME = "mnist"
 HELP = "train zoo models on MNIST, one result row per seed"
 DEFAULTS: dict = {}  # Config's own defaults are MNIST's
 SEARCH_DEFAULTS = {"val_split": 10_000}  # 10,000 of the 60,000 training images to select on
-UNUSED = ("mode", "weights", "image_size", "workers")  # the image task's settings
+CONFIG = Config
+USES = frozenset({AUGMENT, ZOO, HOLDOUT})
 TEST_NAME = "test"
 ZOO = True
 PICTURES = ("confusion", "misclassified")
