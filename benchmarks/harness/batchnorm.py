@@ -98,7 +98,8 @@ class _NHWCBatchNorm(torch.autograd.Function):
 
 class ChannelsLastBatchNorm2d(nn.BatchNorm2d):
     """nn.BatchNorm2d whose training step on CPU NHWC batches runs as _NHWCBatchNorm.
-    fast_model swaps it in for training (like fast.RunDropout) and back afterwards."""
+    fast_model puts it in the model's place of each nn.BatchNorm2d for training, over the same
+    parameters and buffers (fast.fast_modules), and the nn.BatchNorm2d back afterwards."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and self.affine and self.track_running_stats

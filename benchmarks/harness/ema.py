@@ -19,8 +19,8 @@ class WeightAverage:
     so the random start has faded by the first evaluations, which the pruner compares.
 
     One foreach lerp per step with the decay computed on the host: no sync with the device
-    (torch's AveragedModel reads a device counter every update, and would deep-copy a model
-    whose classes fast_model has swapped); the lerp is the one get_ema_multi_avg_fn runs.
+    (torch's AveragedModel reads a device counter every update, and would deep-copy the model
+    with fast_model's training modules in it); the lerp is the one get_ema_multi_avg_fn runs.
     """
 
     def __init__(self, model: nn.Module, decay: float):

@@ -199,31 +199,61 @@ def _layout(x: torch.Tensor):
 @contextlib.contextmanager
 def fast_model(model: nn.Module, fast: Fast, seed: int = 0):
     """Put the model in the fast layout (dropout, batch norm) for training; give it back as it
-    was. The swapped classes only change how training computes, never the state dict."""
-    swaps = {nn.Dropout: RunDropout,
-             nn.BatchNorm2d: ChannelsLastBatchNorm2d if fast.fast_batchnorm else None}
-    swapped = [m for m in model.modules() if swaps.get(type(m))]
-    dropouts = [m for m in swapped if type(m) is nn.Dropout]
+    was. The fast modules (fast_modules) only change how training computes, never the state."""
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    # Its own stream on the model's device, not the shuffling one's (train() seeds that with
-    # the same seed).
-    generator = torch.Generator(device).manual_seed(seed ^ 0x5DEECE66D) if dropouts else None
+    slots = fast_modules(model, fast.fast_batchnorm)
     try:
+        dropouts = [m for m in model.modules() if isinstance(m, RunDropout)]
+        # Its own stream on the model's device, not the shuffling one's (train() seeds that
+        # with the same seed).
+        generator = torch.Generator(device).manual_seed(seed ^ 0x5DEECE66D) if dropouts else None
+        for m in dropouts:
+            m.generator, m.geometric = generator, fast.geometric_dropout
         with training_process(fast):
-            for m in dropouts:
-                m.generator, m.geometric = generator, fast.geometric_dropout
-            for m in swapped:
-                m.__class__ = swaps[type(m)]
             if fast.channels_last:
                 model.to(memory_format=torch.channels_last)
             yield
     finally:
-        for m in swapped:
-            m.__class__ = m.__class__.__base__  # nn.Dropout, nn.BatchNorm2d
-        for m in dropouts:
-            del m.generator, m.geometric
+        put_back(slots)
         model.to(memory_format=torch.contiguous_format)  # what checkpoints and callers expect
+
+
+def fast_modules(model: nn.Module, batchnorm: bool) -> list[tuple]:
+    """Replace, in the model's tree, each nn.Dropout by a RunDropout and (with `batchnorm`)
+    each nn.BatchNorm2d by a ChannelsLastBatchNorm2d over the very same state (_sharing): the
+    same Parameter and buffer objects under the same names, so the optimizer, the weight
+    average, CUDA graphs and the state dict see no difference. put_back(the returned slots)
+    restores the originals. Only children are replaced: a model that is itself a dropout or
+    batch norm stays as it is."""
+    kinds = {nn.Dropout: RunDropout,
+             nn.BatchNorm2d: ChannelsLastBatchNorm2d if batchnorm else None}
+    slots = [(parent, name, child) for parent in model.modules()
+             for name, child in list(parent._modules.items()) if kinds.get(type(child))]
+    twins = {}  # by original: a module found in several places gets one fast module
+    for parent, name, child in slots:
+        if id(child) not in twins:
+            twins[id(child)] = _sharing(child, kinds[type(child)])
+        setattr(parent, name, twins[id(child)])
+    return [(parent, name, child, twins[id(child)]) for parent, name, child in slots]
+
+
+def put_back(slots: list[tuple]) -> None:
+    """Undo fast_modules: the originals back in their places, in the mode (train or eval)
+    their fast modules were left in."""
+    for parent, name, original, twin in reversed(slots):
+        original.training = twin.training
+        setattr(parent, name, original)
+
+
+def _sharing(module: nn.Module, cls: type[nn.Module]) -> nn.Module:
+    """A `cls` module over `module`'s own state: a shallow copy, as copy.copy makes, of
+    another class. Both hold the same dicts of parameters, buffers and hooks, so whatever
+    either does to them (an in-place update, a re-laid-out tensor) the other has too; plain
+    attributes (the training flag, RunDropout's generator) are each its own."""
+    twin = cls.__new__(cls)
+    twin.__dict__.update(module.__dict__)
+    return twin
 
 
 @contextlib.contextmanager
