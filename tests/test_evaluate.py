@@ -103,7 +103,7 @@ COMMITTED = [REPO / p for p in subprocess.run(
 @pytest.mark.parametrize("weights", COMMITTED, ids=lambda p: p.name)
 def test_committed_checkpoints_still_evaluate_to_their_recorded_accuracy(weights, mnist_root,
                                                                          tmp_path, capsys):
-    """Old checkpoints load in today's harness (issue 17: nothing changes for the user). The
+    """Old checkpoints load in today's harness: nothing changes for the user. The
     recording machine's fp32 sums ran in its own order: on another CPU kind a logit near a tie
     may round the other way, so one image of the 10,000 (0.01 points) may differ, no more."""
     out_json = tmp_path / "eval.json"

@@ -106,7 +106,7 @@ def test_sigterm_mid_training_leaves_neither_weights_nor_row(tmp_path, mnist_roo
 @pytest.mark.parametrize("step", ["save_run", "append_row"])
 def test_sigterm_while_a_run_is_recorded_ends_after_row_and_weights(step, tmp_path,
                                                                      mnist_root):
-    # Killed just after its weights are saved, a run used to leave them without a row.
+    # Killed just after its weights are saved, a run must not leave them without a row.
     child = _run_patched(tmp_path, mnist_root, f"""
         real = runs.{step}
         def step(*a, **k):

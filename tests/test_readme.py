@@ -1,4 +1,4 @@
-"""Every command in README.md runs as written (issue 18): the shell blocks' `python -m` lines
+"""Every command in README.md runs as written: the shell blocks' `python -m` lines
 run with tiny settings appended (argparse keeps the last value of a repeated flag), against a
 private results folder and a copy of the committed study database; `make` lines must name a
 target of the Makefile; the Python block runs as is."""

@@ -1,4 +1,4 @@
-"""The runs CSV cannot be corrupted or silently lose a row (issue 18, point 1).
+"""The runs CSV cannot be corrupted or silently lose a row.
 
 Checked before training, written whole or not at all under a lock, damaged files refused with
 the line number, the leaderboard's clear error, no orphan checkpoints. Almost everything here

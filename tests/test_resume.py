@@ -56,7 +56,7 @@ def test_restarted_worker_with_the_same_seed_samples_anew(tmp_path, mnist_root):
     assert run(*argv) == 0  # the README's resume: the same command again
     trials = trials_of(url, "r")
     assert len(trials) >= 2
-    assert_no_work_repeated(trials)  # before issue 18 the restart trained trial 0 again
+    assert_no_work_repeated(trials)  # the restart must not train trial 0 again
 
 
 def test_ctrl_c_and_resume_repeats_no_trial(tmp_path, mnist_root, monkeypatch):

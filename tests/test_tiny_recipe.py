@@ -1,4 +1,4 @@
-"""The training choices for tiny models (issue 19): a weight average (Config.ema) that is what
+"""The training choices for tiny models: a weight average (Config.ema) that is what
 gets evaluated and saved, and augmentation beyond rotate/translate (scale, shear, erase)."""
 
 from __future__ import annotations

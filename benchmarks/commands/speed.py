@@ -5,7 +5,7 @@ size, recipe and device:
 
   nas_plain_5k  the headline: the smallest champion with its whole recipe (batch 32, a weight
                 average every step, rotation, shift, zoom and shear), what the search trains;
-  resnet_8k     the reference member at batch 128 (rotation and shift), the bench of issue 5.
+  resnet_8k     the reference member at batch 128 (rotation and shift), the zoo's reference network.
 
   baseline  pytorch/examples' mnist loop: torchvision MNIST with the recipe's augmentation as
             per-image transforms (RandomAffine), ToTensor + Normalize, a DataLoader, the model
@@ -65,7 +65,7 @@ from .train import training_config
 # Benchmark settings
 
 # The headline first: the smallest champion with its recipe (batch 32); then the reference
-# member of issue 5 (8,090 parameters) at batch 128. Timed steps per measurement of each: with
+# member (8,090 parameters) at batch 128. Timed steps per measurement of each: with
 # 30 x 3 rounds (1-2 s per measurement) one contender's rounds on the shared 2-core VM ranged
 # 2,518-4,142 img/s; resnet_8k's 50 steps are 6,400 images, nas_plain_5k's 100 are 3,200, and
 # both together keep `make bench` within a few minutes on a slow 2-core AVX2 machine.

@@ -4,7 +4,7 @@
 data and evaluates after every epoch. The search hooks in through `on_epoch(epoch, record)`,
 which may raise (Optuna's TrialPruned) to stop the run; this module never imports Optuna.
 
-Speed (issue 5; `python -m benchmarks speed` measures every choice below against the classic
+Speed (`python -m benchmarks speed` measures every choice below against the classic
 DataLoader loop): data stays on the device as uint8 and is augmented in whole batches there;
 the loss is read once per epoch (no host sync per step); the fast-path settings are resolved
 per device type from Config's "auto" values to what measured fastest (fast.py).
