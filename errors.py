@@ -1,7 +1,11 @@
-"""The one error every layer raises for bad input, below all of them: the zoo, the harness, the
-tasks and the command lines import it from here, and the command lines catch it (exit 2, the
-message, no traceback). A module of its own, free of torch, so that `--help` stays instant."""
+"""The errors the command lines report without a traceback, below every layer: the zoo, the
+harness, the tasks and the command lines import them from here, and the command lines catch
+them (benchmarks/harness/cli.py). A module of its own, free of torch, so `--help` stays instant."""
 
 
 class UserError(Exception):
     """Bad input from a user: the CLIs print the message and exit non-zero, no traceback."""
+
+
+class DivergedError(RuntimeError):
+    """Training produced a NaN, infinite or runaway loss; the run stops and no row is written."""

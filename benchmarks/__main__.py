@@ -9,7 +9,7 @@ import functools
 import sys
 
 from .commands import clean, docs, evaluate, export, leaderboard, plots, speed, train
-from .harness.runs import run_command
+from .harness.cli import run_command
 
 # Each command module has add_parser(subparsers), which sets func(args) -> exit code.
 COMMANDS = [train, leaderboard, evaluate, export, plots, speed, docs, clean]

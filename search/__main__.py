@@ -16,13 +16,8 @@ import os
 import sys
 from pathlib import Path
 
+from benchmarks.harness.cli import add_jobs_arg, distinct_seeds, parse_jobs, run_command
 from benchmarks.harness.config import add_config_args
-from benchmarks.harness.runs import (
-    add_jobs_arg,
-    distinct_seeds,
-    parse_jobs,
-    run_command,
-)
 from benchmarks.tasks import TASKS, config_fields, get_task, used
 from errors import UserError
 from models import BUDGET

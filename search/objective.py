@@ -18,9 +18,10 @@ from torch import nn
 from benchmarks.harness.config import Config
 from benchmarks.harness.fast import fast_settings
 from benchmarks.harness.runs import stop_hook
-from benchmarks.harness.train import DivergedError, device_name, resolve_device, seeded
-from benchmarks.tasks import get_task, run_one
-from errors import UserError
+from benchmarks.harness.train import device_name, resolve_device, seeded
+from benchmarks.tasks import get_task
+from benchmarks.tasks.run import run_one
+from errors import DivergedError, UserError
 from models import ArchError, Net, OverBudgetError, build, count_params
 
 from . import space

@@ -22,7 +22,8 @@ from benchmarks.harness.config import Config
 from benchmarks.harness.results import CONFIRMED, check_target
 from benchmarks.harness.runs import for_jobs, resolve_jobs, side_by_side, stop_hook
 from benchmarks.harness.train import resolve_device
-from benchmarks.tasks import get_task, run_one, task_config
+from benchmarks.tasks import get_task, task_config
+from benchmarks.tasks.run import run_one
 from errors import UserError
 from models import OverBudgetError, list_models, recipe_of
 from models.registry import MODELS, family_params

@@ -17,16 +17,12 @@ import optuna
 import torch
 from rich.console import Console
 
+from benchmarks.harness.cli import parse_jobs
 from benchmarks.harness.fast import fast_settings, threads_while
-from benchmarks.harness.runs import (
-    for_jobs,
-    parse_jobs,
-    resolve_jobs,
-    stop_on_ctrl_c,
-)
-from benchmarks.harness.train import DivergedError, device_name, resolve_device
+from benchmarks.harness.runs import for_jobs, resolve_jobs, stop_on_ctrl_c
+from benchmarks.harness.train import device_name, resolve_device
 from benchmarks.tasks import config_from_args, get_task
-from errors import UserError
+from errors import DivergedError, UserError
 from models import BUDGET
 
 from . import space

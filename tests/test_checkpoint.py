@@ -15,7 +15,7 @@ from benchmarks.harness.checkpoint import (
     run_stem,
 )
 from benchmarks.harness.checkpoint import save_run as save_partial
-from benchmarks.tasks import load_checkpoint as load
+from benchmarks.tasks.run import load_checkpoint as load
 from errors import UserError
 from models import build
 

@@ -12,8 +12,9 @@ from conftest import REPO
 
 from benchmarks.__main__ import main
 from benchmarks.harness.config import Config
-from benchmarks.tasks import mnist, run_one
+from benchmarks.tasks import mnist
 from benchmarks.tasks.mnist import load_data
+from benchmarks.tasks.run import run_one
 
 
 @pytest.fixture(scope="module")

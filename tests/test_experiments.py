@@ -65,12 +65,12 @@ def test_handpicked_runs_as_a_script(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "experiments/handpicked.py"), "--study",
                            "mnist-under4k", "--storage", f"sqlite:///{tmp_path / 'q.db'}"],
                           capture_output=True, text=True, timeout=120)
-    candidates = load_handpicked().STUDIES["mnist-under4k"][1]
+    candidates = load_handpicked().STUDIES["mnist-under4k"][2]
     assert done.returncode == 0 and done.stdout.count("queued ") == len(candidates), done.stderr
 
 
 @pytest.mark.parametrize("study", ["mnist-under4k", "mnist-under5k-b32", "mnist-under5500-b32",
-                                   "mnist-under4k-sep"])
+                                   "mnist-under4k-sep", "mnist-under3700"])
 def test_handpicked_queues_each_candidate_once_under_the_budget(tmp_path, study):
     import optuna
 
@@ -79,8 +79,8 @@ def test_handpicked_queues_each_candidate_once_under_the_budget(tmp_path, study)
     for _ in range(2):  # the second run finds them queued
         assert handpicked.main(["--study", study, "--storage", url]) == 0
     trials = optuna.load_study(study_name=study, storage=url).get_trials()
-    candidates = handpicked.STUDIES[study][1]
+    candidates = handpicked.STUDIES[study][2]
     assert len(trials) == len(candidates) == len(set(map(str, candidates)))
     assert {t.state for t in trials} == {optuna.trial.TrialState.WAITING}
     queued = [t.system_attrs["fixed_params"] for t in trials]  # what enqueue_trial stores
-    assert {q["batch_size"] for q in queued} == {32}  # nas_plain_6k's recipe
+    assert {q["batch_size"] for q in queued} == {32}  # the recipe of nas_plain_6k and 5k

@@ -12,8 +12,9 @@ from benchmarks.__main__ import main
 from benchmarks.commands import export
 from benchmarks.commands.evaluate import evaluate_checkpoint, load_split
 from benchmarks.harness.config import Config
-from benchmarks.tasks import load_checkpoint, mnist, run_one
+from benchmarks.tasks import mnist
 from benchmarks.tasks.mnist import load_data
+from benchmarks.tasks.run import load_checkpoint, run_one
 
 ort = pytest.importorskip("onnxruntime")
 

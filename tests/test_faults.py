@@ -22,8 +22,9 @@ from benchmarks.__main__ import main
 from benchmarks.harness import checkpoint, data
 from benchmarks.harness.checkpoint import commit_run, save_run
 from benchmarks.harness.data import DataError, verify_mnist
-from benchmarks.harness.train import DivergedError, check_loss
+from benchmarks.harness.train import check_loss
 from benchmarks.tasks import hymenoptera
+from errors import DivergedError
 from models import build
 
 TINY = ["--model", "plain_4k", "--epochs", "1", "--train-subset", "256", "--test-subset", "200",

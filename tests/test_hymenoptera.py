@@ -14,8 +14,9 @@ import torch
 from benchmarks.__main__ import main
 from benchmarks.harness.config import Config
 from benchmarks.harness.data import DataError
-from benchmarks.harness.images import balanced_subset, load_image_splits
-from benchmarks.tasks import hymenoptera, run_one, task_config
+from benchmarks.tasks import hymenoptera, resnet, task_config
+from benchmarks.tasks.images import balanced_subset, load_image_splits
+from benchmarks.tasks.run import run_one
 from errors import UserError
 
 # Tiny and fast: 64px crops, one thread, no worker processes.
@@ -102,9 +103,9 @@ def test_cached_imagenet_file_loads_without_network(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: pytest.fail("net"))
     torch.manual_seed(0)
-    fake = hymenoptera.resnet18().state_dict()  # stands in for the ImageNet file (1000 classes)
-    hymenoptera.imagenet_cache_file().parent.mkdir(parents=True)
-    torch.save(fake, hymenoptera.imagenet_cache_file())
+    fake = resnet.resnet18().state_dict()  # stands in for the ImageNet file (1000 classes)
+    resnet.imagenet_cache_file().parent.mkdir(parents=True)
+    torch.save(fake, resnet.imagenet_cache_file())
     model = hymenoptera.make_model(task_config("hymenoptera", weights="imagenet"))
     assert torch.equal(model.conv1.weight, fake["conv1.weight"])
     assert model.fc.out_features == 2 and model.arch == "resnet18-finetune-imagenet"
@@ -113,7 +114,7 @@ def test_cached_imagenet_file_loads_without_network(tmp_path, monkeypatch):
 
 def test_weights_file_and_bad_files(tmp_path):
     good = tmp_path / "w.pth"
-    torch.save({"state_dict": hymenoptera.resnet18().state_dict()}, good)
+    torch.save({"state_dict": resnet.resnet18().state_dict()}, good)
     model = hymenoptera.make_model(task_config("hymenoptera", weights=str(good)))
     assert model.arch.startswith("resnet18-finetune-file.")
     garbage = tmp_path / "garbage.pth"

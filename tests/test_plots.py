@@ -19,8 +19,9 @@ from benchmarks.commands.drawing import (
     plot_zoo_curves,
 )
 from benchmarks.harness.config import Config
-from benchmarks.tasks import mnist, run_one
+from benchmarks.tasks import mnist
 from benchmarks.tasks.mnist import load_data
+from benchmarks.tasks.run import run_one
 from models import arch_of
 
 
@@ -171,8 +172,8 @@ def test_committed_leaderboard_plot_prints_no_name_over_another(tmp_path, monkey
 
 
 def test_ants_bees_predictions_grid(hymenoptera_root, tmp_path):
-    from benchmarks.harness.images import load_image_splits
     from benchmarks.tasks.hymenoptera import model_from_arch
+    from benchmarks.tasks.images import load_image_splits
 
     cfg = Config(task="hymenoptera", image_size=64, train_subset=2, test_subset=6, workers=0,
                  data_root=str(hymenoptera_root), device="cpu")

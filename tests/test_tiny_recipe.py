@@ -14,7 +14,8 @@ from benchmarks.harness.config import Config
 from benchmarks.harness.data import Split, augment, cutout_mask, load_mnist
 from benchmarks.harness.ema import WeightAverage
 from benchmarks.harness.train import train
-from benchmarks.tasks import mnist, run_one
+from benchmarks.tasks import mnist
+from benchmarks.tasks.run import run_one
 from models import create_model
 
 

@@ -267,7 +267,7 @@ def plot_image_predictions(model: torch.nn.Module, split, path: Path, title: str
                            limit: int = 12, batch_size: int = 16) -> Path:
     """Validation images with the model's predictions, as in PyTorch's transfer-learning
     tutorial (visualize_model); wrong predictions in red."""
-    from ..harness.images import IMAGENET_MEAN, IMAGENET_STD
+    from ..tasks.images import IMAGENET_MEAN, IMAGENET_STD
 
     model.eval()
     mean = torch.tensor(IMAGENET_MEAN)[:, None, None]

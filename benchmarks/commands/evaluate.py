@@ -20,7 +20,8 @@ from errors import UserError
 
 from ..harness.config import Config
 from ..harness.train import evaluate, resolve_device
-from ..tasks import config_fields, get_task, load_checkpoint
+from ..tasks import config_fields, get_task
+from ..tasks.run import load_checkpoint
 
 
 def config_of(side: dict, **overrides) -> Config:

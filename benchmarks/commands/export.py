@@ -152,7 +152,8 @@ def export_checkpoint(path: Path, out: Path, data_root: str = "", int8: Path | N
     import torch
 
     from ..harness.train import evaluate
-    from ..tasks import get_task, load_checkpoint
+    from ..tasks import get_task
+    from ..tasks.run import load_checkpoint
     from .evaluate import config_of
 
     ort = onnxruntime()

@@ -29,7 +29,8 @@ from ..harness.checkpoint import read_sidecar, run_stem
 from ..harness.config import Config
 from ..harness.data import DataError, load_mnist
 from ..harness.train import evaluate
-from ..tasks import get_task, load_checkpoint
+from ..tasks import get_task
+from ..tasks.run import load_checkpoint
 from . import drawing as plots
 from .evaluate import load_split
 from .leaderboard import leaderboard, recipe_key, trained_with, zoo_task

@@ -5,7 +5,7 @@ size, recipe and device:
 
   nas_plain_5k  the headline: the smallest champion with its whole recipe (batch 32, a weight
                 average every step, rotation, shift, zoom and shear), what the search trains;
-  resnet_8k     the reference member at batch 128 (rotation and shift), the zoo's reference network.
+  resnet_8k     the reference member at batch 128 (rotation and shift).
 
   baseline  pytorch/examples' mnist loop: torchvision MNIST with the recipe's augmentation as
             per-image transforms (RandomAffine), ToTensor + Normalize, a DataLoader, the model

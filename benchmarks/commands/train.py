@@ -3,6 +3,9 @@
 One subcommand per registered task (benchmarks/tasks): `mnist` trains a zoo member or an
 architecture string, `hymenoptera` fine-tunes ResNet18 on the ants/bees images. Every Config
 field the task uses is a flag; rows go to results/runs.csv (or --results), weights beside it.
+
+Like every command module, it imports torch, pandas and the zoo where they are used, not at the
+top: building the parsers (`--help`) must not load them (tests/test_cli.py).
 """
 
 from __future__ import annotations
@@ -15,22 +18,10 @@ from pathlib import Path
 from rich.console import Console
 
 from errors import UserError
-from models import recipe_of
-from models.registry import RECIPES
 
+from ..harness.cli import add_jobs_arg, distinct_seeds, parse_jobs
 from ..harness.config import Config, add_config_args, given
-from ..harness.results import check_target
-from ..harness.runs import (
-    add_jobs_arg,
-    distinct_seeds,
-    for_jobs,
-    parse_jobs,
-    resolve_jobs,
-    side_by_side,
-    stop_hook,
-)
-from ..harness.train import resolve_device
-from ..tasks import TASKS, get_task, run_one, task_config, used
+from ..tasks import TASKS, get_task, task_config, used
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -56,6 +47,9 @@ def training_config(args: argparse.Namespace, **extra) -> Config:
     """The Config the flags (and `extra`) give, over the recipe of --recipe's member, else of
     --model's when it is a promoted member (the training choices it was confirmed with), over
     the task's defaults."""
+    from models import recipe_of
+    from models.registry import RECIPES
+
     task = extra.pop("task", None) or getattr(args, "task", None) or "mnist"
     values = {**given(args, get_task(task).CONFIG), **extra}
     recipe = getattr(args, "recipe", None)
@@ -67,6 +61,11 @@ def training_config(args: argparse.Namespace, **extra) -> Config:
 
 
 def main(args: argparse.Namespace) -> int:
+    from ..harness.results import check_target
+    from ..harness.runs import for_jobs, resolve_jobs, side_by_side, stop_hook
+    from ..harness.train import resolve_device
+    from ..tasks.run import run_one
+
     console = Console(highlight=False)
     task = get_task(args.task)
     base = training_config(args, task=task.NAME)

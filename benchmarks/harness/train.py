@@ -25,16 +25,13 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
+from errors import DivergedError
+
 from . import graphs
 from .data import Data
 from .ema import WeightAverage
 from .fast import Fast, eval_channels_last, fast_model, fast_settings, make_optimizer
 from .init import init_weights
-
-
-class DivergedError(RuntimeError):
-    """Training produced a NaN, infinite or runaway loss; the run stops and no row is written."""
-
 
 # An epoch's mean loss this many times a uniform guess's (ln of the class count) means the model
 # puts, on average, e^-(this * ln K) on the true class: confidently wrong, far worse than guessing,

@@ -11,19 +11,17 @@ from __future__ import annotations
 import argparse
 import importlib
 from dataclasses import fields
-from pathlib import Path
-from typing import Protocol
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Protocol
 
 from errors import UserError
 
-from ..harness import checkpoint
 from ..harness.config import RECIPE, Config, given, names
-from ..harness.data import Data
-from ..harness.runs import train_and_record
-from ..harness.train import seeded
+
+if TYPE_CHECKING:  # the registry imports no torch: `--help` reads tasks' settings without it
+    import torch
+    from torch import nn
+
+    from ..harness.data import Data
 
 TASKS = {"mnist": "benchmarks.tasks.mnist", "hymenoptera": "benchmarks.tasks.hymenoptera"}
 
@@ -89,27 +87,3 @@ def config_from_args(args: argparse.Namespace, **extra) -> Config:
 def config_fields(task: str) -> set[str]:
     """Every field name of the task's Config."""
     return {f.name for f in fields(get_task(task).CONFIG)}
-
-
-def load_checkpoint(path: Path | str, device: torch.device | str = "cpu"):
-    """(model in eval mode on `device`, sidecar) of a saved run, rebuilt by its own task."""
-    return checkpoint.load(path, lambda side: get_task(side["task"]).model_from_arch(
-        side["arch"]), device)
-
-
-def run_one(task: Task, cfg, data: Data, *, results: Path | None | bool = None,
-            source: str | None = None, on_epoch=None, model: nn.Module | None = None,
-            stats: dict | None = None) -> dict:
-    """Train one seed of `task` and (unless results is False) append its row.
-
-    The model is built under the seed's lock, so the same seed starts from the same weights
-    even while other runs build theirs in threads; `stats` (task.profile) is counted once.
-    """
-    with seeded(cfg.seed):
-        model = model if model is not None else task.make_model(cfg, data.train.num_classes)
-    stats = stats or task.profile(model, cfg)
-    row = train_and_record(cfg, data, model, family=stats["family"], params=stats["params"],
-                           macs=stats["macs"], results=results,
-                           source=source or f"benchmarks {task.NAME}", on_epoch=on_epoch)
-    row["trainable_params"] = stats["trainable"]  # not a CSV column; the console shows it
-    return row

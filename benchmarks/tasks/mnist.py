@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from errors import UserError
-from models import ArchError, build, create_model, family_of
-from models.report import profile as zoo_profile
 
 from ..harness.config import AUGMENT, HOLDOUT, ZOO, Config
-from ..harness.data import Data, load_mnist
+
+if TYPE_CHECKING:  # torch is imported where it is used: `--help` reads the settings without it
+    import torch
+    from torch import nn
+
+    from ..harness.data import Data
 
 NAME = "mnist"
 HELP = "train zoo models on MNIST, one result row per seed"
@@ -24,19 +26,27 @@ PICTURES = ("confusion", "misclassified")
 
 
 def load_data(cfg, device: torch.device, with_test: bool = True) -> Data:
+    from ..harness.data import load_mnist
+
     return load_mnist(cfg, device, with_test=with_test)
 
 
 def preflight(cfg) -> str:
+    from models import create_model
+
     create_model(cfg.model)  # unknown or over-budget models fail before any data is loaded
     return f"[bold]{cfg.model}[/bold]"
 
 
 def make_model(cfg, num_classes: int | None = None) -> nn.Module:
+    from models import create_model
+
     return create_model(cfg.model)
 
 
 def model_from_arch(arch: str) -> nn.Module:
+    from models import ArchError, build
+
     try:
         return build(arch)
     except ArchError as e:
@@ -45,6 +55,9 @@ def model_from_arch(arch: str) -> nn.Module:
 
 def profile(model: nn.Module, cfg) -> dict:
     """torchinfo's counts for one 28x28 image, on a CPU copy, before training."""
+    from models import family_of
+    from models.report import profile as zoo_profile
+
     stats = zoo_profile(model)
     return {"params": stats["params"], "trainable": stats["params"], "macs": stats["macs"],
             "family": family_of(cfg.model)}

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import ImageFolder
 
-from .data import DataError
+from ..harness.data import DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the statistics the pretrained weights expect
 IMAGENET_STD = (0.229, 0.224, 0.225)
