@@ -1,8 +1,7 @@
 """The model zoo: GAP-based CNN families under a parameter budget."""
 
 from . import families  # noqa: F401, I001  (registers the families first)
-from . import champions  # noqa: F401  (search winners, registered after the families)
-from . import peers  # noqa: F401  (published hand-designed models, re-measured here)
+from . import members  # noqa: F401  (champions.toml, peers.toml: members kept as data)
 from .arch import Arch, ArchError, Net, build, parse
 from .registry import (
     BUDGET,

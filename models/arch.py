@@ -25,7 +25,7 @@ hidden channels, so `e4` and `e8` on 8 channels build the same gate; and `t10-ga
 the function of `gap-fc` (a 1x1 conv commutes with averaging), with other parameter shapes.
 
 Flags after the width of a one-conv op (c v t s x), in this order, each only where it changes
-something (so every model has one string), as hand-designed peers (models/peers.py) need:
+something (so every model has one string), as hand-designed peers (models/peers.toml) need:
 
     a     activation first: conv -> ReLU -> BatchNorm; on a last 10-channel conv before `gap`
           it makes that conv a full block (its BatchNorm gives the logits), not a bare classifier

@@ -7,6 +7,7 @@ named `<family>_<size>`; the size is the parameter count rounded, checked by the
 
 from __future__ import annotations
 
+from .arch import parse
 from .registry import family, register
 
 
@@ -68,7 +69,7 @@ def ghost(stem=8, widths=(16, 24), body=(24, 32), fc=True, dropout=0.05) -> str:
 def staged(widths=(4, 8, 8), depths=(3, 3, 3), head="fc", dropout=0.01) -> str:
     """Stages of padded 3x3 convs at one width each, a max-pool and a dropout op between
     stages (none after the last), GAP, a linear head: the published 3,762-parameter layout
-    (models/peers.py) as a family. The convs have no bias (BatchNorm follows each)."""
+    (models/peers.toml) as a family. The convs have no bias (BatchNorm follows each)."""
     if len(widths) != len(depths):
         raise ValueError(f"staged: {len(widths)} widths for {len(depths)} stages")
     ops = []
@@ -77,6 +78,13 @@ def staged(widths=(4, 8, 8), depths=(3, 3, 3), head="fc", dropout=0.01) -> str:
         if i < len(widths) - 1:
             ops += ["p"] + ([f"do{dropout:g}"] if dropout else [])
     return _ops(*ops, "gap", head) + "|do0"
+
+
+@family
+def handmade(arch: str = "v8-v16-p-t8-v12-v16-v16-t10-gap|do0.05") -> str:
+    """A network designed by hand elsewhere, given directly as its architecture string: the
+    published peers (models/peers.toml), layer for layer."""
+    return str(parse(arch))
 
 
 # Named members. Sizes in the names are parameter counts, rounded; tests check them.

@@ -42,7 +42,7 @@ MODELS: dict[str, tuple[str, dict]] = {}  # member name -> (family, params)
 # search found them ("<study>:<trial>" in results/search.db).
 RECIPES: dict[str, dict] = {}
 FOUND_BY: dict[str, str] = {}
-# Hand-designed peers (models/peers.py) keep where they were published: "<repository> <file>",
+# Hand-designed peers (models/peers.toml) keep where they were published: "<repository> <file>",
 # and what their authors claimed (one run, on the test split), as they wrote it.
 SOURCES: dict[str, str] = {}
 CLAIMS: dict[str, str] = {}
@@ -55,23 +55,28 @@ def family(fn: Callable[..., str]) -> Callable[..., str]:
 
 
 def register(fn: Callable[[], dict]) -> Callable[[], dict]:
-    """Register a named member: a function returning {'family': ..., **params}, and for search
-    winners also 'recipe' (Config overrides) and 'found_by' ('<study>:<trial>'), for published
-    peers 'recipe', 'source' ('<repository> <file>') and 'claim' (the published accuracy)."""
-    spec = dict(fn())
+    """Register a named member: a function returning its spec (see add), named after it."""
+    add(fn.__name__, fn())
+    return fn
+
+
+def add(name: str, spec: dict) -> None:
+    """Register member `name` from its spec: {'family': ..., **params}, and for search winners
+    also 'recipe' (Config overrides) and 'found_by' ('<study>:<trial>'), for published peers
+    'recipe', 'source' ('<repository> <file>') and 'claim' (the published accuracy)."""
+    spec = dict(spec)
     fam = spec.pop("family")
     if fam not in FAMILIES:
-        raise ValueError(f"{fn.__name__}: unknown family {fam!r}")
+        raise ValueError(f"{name}: unknown family {fam!r}")
     if "recipe" in spec:
-        RECIPES[fn.__name__] = spec.pop("recipe")
+        RECIPES[name] = spec.pop("recipe")
     if "found_by" in spec:
-        FOUND_BY[fn.__name__] = spec.pop("found_by")
+        FOUND_BY[name] = spec.pop("found_by")
     if "source" in spec:
-        SOURCES[fn.__name__] = spec.pop("source")
+        SOURCES[name] = spec.pop("source")
     if "claim" in spec:
-        CLAIMS[fn.__name__] = spec.pop("claim")
-    MODELS[fn.__name__] = (fam, spec)
-    return fn
+        CLAIMS[name] = spec.pop("claim")
+    MODELS[name] = (fam, spec)
 
 
 def recipe_of(name: str) -> dict:

@@ -8,10 +8,8 @@ appends one row per seed to results/runs.csv, where the leaderboard reads them.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
-import textwrap
 from pathlib import Path
 
 import optuna
@@ -156,7 +154,10 @@ def enqueue_zoo(study: optuna.Study, base: Config, budget: int | None = None,
 
 
 def promote(study: optuna.Study, number: int, name: str | None = None) -> str:
-    """Python source registering trial `number` as a named zoo member, for models/champions.py."""
+    """Trial `number` as a named zoo member: a TOML table to add to models/champions.toml, its
+    family parameters, `found_by` and the training recipe the trial was found with."""
+    from models.members import table  # the form models/members.py reads back
+
     if not get_task(_settings(study)["task"]).ZOO:
         raise UserError(f"only trials of the zoo's task are zoo models; "
                         f"{_settings(study)['task']} trials have no member")
@@ -164,18 +165,12 @@ def promote(study: optuna.Study, number: int, name: str | None = None) -> str:
     spec = member_spec(trial)
     params = trial.user_attrs["params"]
     name = name or f"nas_{spec['family']}_{round(params / 1000)}k"
-    arch = ", ".join(f"{k}={v!r}" for k, v in spec.items() if k != "recipe")
-    recipe = ", ".join(f"{k}={v!r}" for k, v in spec["recipe"].items())
-    wrap = functools.partial(textwrap.fill, width=99, break_long_words=False)
-    return "\n".join([
-        "@register",
-        f"def {name}():",
-        f'    """{study.study_name} trial {number}: {params:,} params, {trial.values[0]:.2f}% '
-        f'validation."""',
-        "    return dict(",
-        wrap(arch + ",", initial_indent=" " * 8, subsequent_indent=" " * 8),
-        wrap(f"recipe=dict({recipe}),", initial_indent=" " * 8, subsequent_indent=" " * 20),
-        f"        found_by={study.study_name + ':' + str(number)!r})", ""])
+    recipe = spec.pop("recipe")
+    comment = ("Add to models/champions.toml, this line replaced by why the member is there:\n"
+               f"{study.study_name} trial {number}: {params:,} params, {trial.values[0]:.2f}% "
+               "validation.")
+    return table(name, {**spec, "found_by": f"{study.study_name}:{number}", "recipe": recipe},
+                 comment)
 
 
 def _print_table(rows: list[dict], console: Console) -> None:

@@ -142,7 +142,7 @@ def suggest_training(trial) -> dict:
         "shear": lambda: _stepped(trial, "shear", 0.0, 15.0, 5.0),
         "erase": lambda: _stepped(trial, "erase", 0.0, 0.5, 0.1),
         "ema": lambda: trial.suggest_categorical("ema", [0.0, 0.99, 0.995, 0.998, 0.999]),
-        # What published tiny models train with (models/peers.py), searched since.
+        # What published tiny models train with (models/peers.toml), searched since.
         "schedule_step": lambda: trial.suggest_categorical("schedule_step", ["batch", "epoch"]),
         "init": lambda: trial.suggest_categorical("init", ["default", "xavier", "kaiming"]),
         "augment_p": lambda: _stepped(trial, "augment_p", 0.25, 1.0, 0.25),

@@ -14,6 +14,7 @@ from benchmarks.commands.train import training_config
 from benchmarks.harness.config import Config, add_config_args, names
 from errors import UserError
 from models import arch_of, count_params, create_model, list_models, recipe_of
+from models.members import load, read, table
 from models.registry import FOUND_BY, MODELS
 from search.__main__ import main
 from search.publish import member_spec
@@ -99,14 +100,47 @@ def test_member_was_confirmed_on_five_seeds(name):
     assert mine.seed.nunique() >= 5
 
 
-def test_promote_prints_the_member_source(capsys):
-    name = sorted(FOUND_BY)[0]
+@pytest.mark.parametrize("name", sorted(FOUND_BY))
+def test_promote_prints_the_committed_table(name, capsys, tmp_path):
     study, number = FOUND_BY[name].rsplit(":", 1)
     assert main(["promote", "--study", study, "--storage", STUDIES, "--trial", number,
                  "--name", name]) == 0
-    source = capsys.readouterr().out
-    source_file = (RESULTS.parent / "models" / "champions.py").read_text()
-    assert source in source_file  # the committed member is the command's own output
+    out = capsys.readouterr().out
+    assert "models/champions.toml" in out  # says where it goes
+    (tmp_path / "printed.toml").write_text(out)
+    committed = read(RESULTS.parent / "models" / "champions.toml")[name]
+    if "recipe_from" in committed:  # one recipe kept once: the same values
+        committed["recipe"] = recipe_of(committed.pop("recipe_from"))
+    assert read(tmp_path / "printed.toml") == {name: committed}  # the command's own data
+
+
+def test_a_table_reads_back_as_written(tmp_path):
+    spec = {"family": "plain", "stem": (8, 16), "fc": False, "dropout": 0.0, "n": 3,
+            "nested": ((1, 2), ()), "odd": 'say "hi"\\ \n\x7f é', "big": 1e300,
+            "inf": float("-inf"), "recipe": {"lr": 5.939908713385403e-05, "anneal": "cos"}}
+    path = tmp_path / "m.toml"
+    path.write_text(table("a-b", spec, "why\nand more") + "\n" + table("a b", {"x": 1}))
+    assert read(path) == {"a-b": spec, "a b": {"x": 1}}
+    with pytest.raises(TypeError, match="no TOML value"):
+        table("m", {"x": None})
+
+
+@pytest.mark.parametrize("text, why", [
+    ('[m]\nfamily = "plain"\nwidth = 3\n', "plain takes no"),
+    ('[m]\nfamily = "nope"\n', "unknown family"),
+    ('[m]\nfamily = "plain"\nrecipe_from = "plain_7k"\n', "recipe_from"),
+    ('[m]\nfamily = "plain"\nrecipe_from = "nas_plain_6k"\n[m.recipe]\nlr = 0.1\n',
+     "recipe_from"),
+    ('[plain_7k]\nfamily = "plain"\n', "registered already"),
+    ('[m\nfamily = "plain"\n', "m.toml"),
+])
+def test_a_bad_member_is_refused_and_not_registered(text, why, tmp_path):
+    path = tmp_path / "m.toml"
+    path.write_text(text)
+    before = dict(MODELS)
+    with pytest.raises(ValueError, match=why):
+        load(path)
+    assert MODELS == before
 
 
 def test_recipe_applies_under_the_users_flags():

@@ -1,4 +1,4 @@
-"""Published hand-designed peers (models/peers.py): exact layer counts, recipes, new grammar."""
+"""Published hand-designed peers (models/peers.toml): exact layer counts, recipes, new grammar."""
 
 from __future__ import annotations
 
@@ -25,6 +25,14 @@ PEERS = {
                            3_762),
     "peer_adilsammar_5k": (
         "c4ab-c4ab-p-do0.01-c8ab-c8ab-p-do0.01-c16ab-c16ab-do0.01-t10-gap|do0", 4_838),
+}
+
+# Not published, kept beside the peers (models/peers.toml): name -> (architecture string,
+# parameters, the member whose recipe it trains with).
+DERIVED = {
+    "twopool_4k": ("v8a-v8a-p-v12a-c12a-p-v12a-gap-fc|do0.01", 4_338, "nas_plain_5k"),
+    "staged_4k": ("c4-c4-c4-p-do0.01-c8-c8-c8-p-do0.01-c8-c8-c8-gap-fcn|do0", 3_692,
+                  "peer_adilsammar_4k"),
 }
 
 
@@ -54,6 +62,15 @@ def test_peer_recipe_is_a_valid_config_and_names_its_source(name):
     opt = make_optimizer(model, cfg, torch.device("cpu"))
     assert type(opt).__name__.lower() == cfg.optimizer
     make_schedule(opt, cfg, cfg.epochs * 10)
+
+
+@pytest.mark.parametrize("name", sorted(DERIVED))
+def test_derived_member_keeps_its_layout_and_another_members_recipe(name):
+    arch, count, recipe_from = DERIVED[name]
+    assert models.arch_of(name) == arch
+    assert models.count_params(models.create_model(name)) == count
+    assert models.recipe_of(name) == models.recipe_of(recipe_from) != {}
+    assert name not in SOURCES
 
 
 def test_defaults_keep_the_old_schedules():

@@ -122,7 +122,7 @@ def make_optimizer(model: nn.Module, cfg, device: torch.device) -> torch.optim.O
         # 0.36 ms for torch's default per-tensor loop on CPU (0.25 ms with foreach). The same
         # update; its rounding may differ by a unit (tests/test_speed.py).
         kwargs = {"fused": True}
-    if optim is torch.optim.Adam:  # the peers' Adam (models/peers.py)
+    if optim is torch.optim.Adam:  # the peers' Adam (models/peers.toml)
         return optim(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **kwargs)
     return optim(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                  nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay,
