@@ -41,6 +41,7 @@ from .study import (
     make_sampler,
     open_study,
     peek_study,
+    pinned_settings,
     sampler_seed,
     status_of,
     suggest_study_name,
@@ -103,13 +104,6 @@ def check_seeds(option: str, seeds) -> None:
                             f"(got {seed})")
 
 
-def _default_settings(task: str, objective: str) -> dict:
-    """The pinned settings of a run given no option that changes them."""
-    ref = config_from_args(argparse.Namespace(), task=task, **get_task(task).SEARCH_DEFAULTS)
-    return {"task": task, "objective": objective, "budget": BUDGET,
-            **{k: getattr(ref, k) for k in ("epochs", "train_subset", "val_split", "test_subset")}}
-
-
 class _NoQueue:
     """Stands in for the study while checking --enqueue-zoo NAMEs: enqueue_zoo refuses a name
     before it queues any, so a run with this one checks them all and queues nothing."""
@@ -148,9 +142,7 @@ def run(args: argparse.Namespace) -> int:
                             else args.study)
     for source in args.warm_start:
         check_study_name(source, "--warm-start")
-    settings = {"task": args.task, "objective": args.objective, "budget": args.budget,
-                **{k: getattr(base, k) for k in ("epochs", "train_subset", "val_split",
-                                                 "test_subset")}}
+    settings = pinned_settings(args.task, args.objective, args.budget, base)
     if args.enqueue_zoo is not None and not get_task(args.task).ZOO:
         raise UserError(f"--enqueue-zoo queues the zoo's models; the {args.task} task has none")
     if args.enqueue_zoo:  # the names given: each a member that can be queued
@@ -168,9 +160,7 @@ def run(args: argparse.Namespace) -> int:
                             "exist yet")
         objective.data()  # the data a run needs, before there is a database to leave behind
     storage = open_storage(args.storage, heartbeat=args.heartbeat)
-    known = peek_study(storage, name, settings,
-                       hint=suggest_study_name(settings, _default_settings(args.task,
-                                                                           args.objective)))
+    known = peek_study(storage, name, settings, hint=suggest_study_name(settings))
     for source in args.warm_start:
         if known is None or source not in known.user_attrs.get("warm_start", []):
             check_warm_start(storage, source, settings, name)
