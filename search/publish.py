@@ -1,8 +1,9 @@
 """After a search: `confirm` the best trials on the test set, `export` a study to CSV and PNG.
 
-confirm re-trains the top trials from their recorded parameters (replayed through the search
-space with `optuna.trial.FixedTrial`) on the full training set, measures test accuracy, and
-appends one row per seed to results/runs.csv, where the leaderboard reads them.
+confirm re-trains the top trials from their recorded parameters (replayed with
+`optuna.trial.FixedTrial` through the version of the search space that sampled them) on the
+full training set, measures test accuracy, and appends one row per seed to results/runs.csv,
+where the leaderboard reads them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from models.registry import MODELS, family_params
 from . import space
 from .objective import make_model
 from .study import status_of
+from .versions import replay
 
 
 def _settings(study: optuna.Study) -> dict:
@@ -37,11 +39,6 @@ def _settings(study: optuna.Study) -> dict:
         raise UserError(f"study {study.study_name!r} was not made by `python -m search run` "
                         "(it has no 'search' user attribute)")
     return settings
-
-
-def replay(params: dict, task: str) -> dict:
-    """The Config overrides a trial's recorded parameters stand for."""
-    return space.suggest(optuna.trial.FixedTrial(params), task)
 
 
 def pick(study: optuna.Study, top: int) -> list[optuna.trial.FrozenTrial]:
@@ -111,8 +108,8 @@ def confirm(study: optuna.Study, top: int, seeds: list[int], overrides: dict,
 
 def member_spec(trial: optuna.trial.FrozenTrial) -> dict:
     """A zoo member's spec for an MNIST trial: family, its parameters and the training recipe."""
-    spec = space.suggest_member(optuna.trial.FixedTrial(trial.params))
-    recipe = space.suggest_training(optuna.trial.FixedTrial(trial.params))
+    spec = space.suggest_member(optuna.trial.FixedTrial(trial.params))  # as in every version
+    recipe = {k: v for k, v in replay(trial.params, "mnist").items() if k != "model"}
     return {**spec, "recipe": recipe}
 
 

@@ -1,14 +1,17 @@
 """`python -m search run`: search (or resume) a study, as many workers as there are.
 
-Every check comes before the study is created or pinned, so a refused run leaves the storage as
-it was, and a SQLite file not there yet uncreated (the data is checked before it); then trials
-are sampled, counted (over the budget: rejected untrained), trained on the validation split
-through the harness's one train() and pruned between epochs.
+`plan` checks every option and decides what the run does, touching nothing; `execute` carries
+it out. Its `start` checks the storage and the data before it creates (or resumes) and pins the
+study, warm-starts it and queues zoo members, so a refused run leaves the storage as it was and
+a SQLite file not there yet uncreated; then trials are sampled, counted (over the budget:
+rejected untrained), trained on the validation split through the harness's one train() and
+pruned between epochs.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import shlex
 from pathlib import Path
@@ -18,6 +21,7 @@ import torch
 from rich.console import Console
 
 from benchmarks.harness.cli import parse_jobs
+from benchmarks.harness.config import Config
 from benchmarks.harness.fast import fast_settings, threads_while
 from benchmarks.harness.runs import for_jobs, resolve_jobs, stop_on_ctrl_c
 from benchmarks.harness.train import device_name, resolve_device
@@ -31,13 +35,13 @@ from .objective import Objective
 from .publish import enqueue_zoo
 from .storage import default_storage, open_storage, retry, safe_url
 from .study import (
-    PINNED,
     check_study_name,
     check_warm_start,
     make_pruner,
     make_sampler,
     open_study,
     peek_study,
+    pinned_settings,
     sampler_seed,
     status_of,
     suggest_study_name,
@@ -100,13 +104,6 @@ def check_seeds(option: str, seeds) -> None:
                             f"(got {seed})")
 
 
-def _default_settings(task: str, objective: str) -> dict:
-    """The pinned settings of a run given no option that changes them."""
-    ref = config_from_args(argparse.Namespace(), task=task, **get_task(task).SEARCH_DEFAULTS)
-    return {"task": task, "objective": objective, "budget": BUDGET,
-            **{k: getattr(ref, k) for k in PINNED if hasattr(ref, k)}}
-
-
 class _NoQueue:
     """Stands in for the study while checking --enqueue-zoo NAMEs: enqueue_zoo refuses a name
     before it queues any, so a run with this one checks them all and queues nothing."""
@@ -115,9 +112,33 @@ class _NoQueue:
         pass
 
 
-def run(args: argparse.Namespace) -> int:
-    console = Console(highlight=False, soft_wrap=True)
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the reporter logs every trial
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A `search run` with every option checked: the study (its name and the settings it is
+    pinned to) in which storage, what goes into it first, how each trial trains, and what
+    stops the run. Only data: making one opens, loads and writes nothing."""
+
+    study: str
+    settings: dict  # study.PINNED: task, objective, budget, space version, epochs, data split
+    storage: str | None  # None: the default storage
+    base: Config  # every trial's Config before the search space's choices
+    jobs: int  # trials at a time
+    sampler: str
+    pruner: str
+    seed: int | None
+    heartbeat: int | None
+    warm_start: tuple[str, ...] = ()  # studies whose trained trials are copied in, once each
+    enqueue_zoo: tuple[str, ...] | None = None  # None: queue nothing; (): every member that fits
+    n_trials: int | None = None
+    max_trials: int | None = None
+    timeout: float | None = None
+    live: bool = True
+
+
+def plan(args: argparse.Namespace) -> Plan:
+    """Check every option of `search run` and decide what the run does. Nothing is opened
+    or written here, so a refused run leaves the storage as it was, and the same command with
+    the mistake fixed then runs."""
     if args.task not in space.SPACES:
         raise UserError(f"no search space for task {args.task!r}; spaces: "
                         f"{', '.join(space.SPACES)}")
@@ -139,77 +160,56 @@ def run(args: argparse.Namespace) -> int:
                             seed=1 if args.seed is None else args.seed,
                             **{k: v for k, v in get_task(args.task).SEARCH_DEFAULTS.items()
                                if getattr(args, k, None) is None})
-    # Every check comes before the study is created or pinned (issue 18): a refused run leaves
-    # the storage as it was, and the same command with the mistake fixed then runs.
     name = check_study_name(f"{args.task}-{args.objective}" if args.study is None
                             else args.study)
     for source in args.warm_start:
         check_study_name(source, "--warm-start")
-    settings = {"task": args.task, "objective": args.objective, "budget": args.budget,
-                **{k: getattr(base, k) for k in ("epochs", "train_subset", "val_split",
-                                                 "test_subset")}}
     if args.enqueue_zoo is not None and not get_task(args.task).ZOO:
         raise UserError(f"--enqueue-zoo queues the zoo's models; the {args.task} task has none")
     if args.enqueue_zoo:  # the names given: each a member that can be queued
         enqueue_zoo(_NoQueue(), base, args.budget, args.enqueue_zoo)
     jobs = resolve_jobs(jobs, resolve_device(base.device))
-    base = for_jobs(base, jobs)
-    if base.threads:
-        torch.set_num_threads(base.threads)
-    objective = Objective(base, args.objective, budget=args.budget)
-    if _new_sqlite(args.storage):  # opening it creates the file and its folders: check first
-        if args.warm_start:
-            raise UserError(f"--warm-start {args.warm_start[0]}: no study named "
-                            f"{args.warm_start[0]!r}; the storage "
-                            f"{safe_url(args.storage or default_storage())} does not "
-                            "exist yet")
-        objective.data()  # the data a run needs, before there is a database to leave behind
-    storage = open_storage(args.storage, heartbeat=args.heartbeat)
-    known = peek_study(storage, name, settings,
-                       hint=suggest_study_name(settings, _default_settings(args.task,
-                                                                           args.objective)))
-    for source in args.warm_start:
-        if known is None or source not in known.user_attrs.get("warm_start", []):
-            check_warm_start(storage, source, settings, name)
-    if (known is not None and max_trials and study_trained(known) >= max_trials
-            and not args.warm_start and args.enqueue_zoo is None):  # done: load no data
-        console.print(f"study {name} already holds {study_trained(known)} trained trials "
-                      f"(--max-trials {max_trials}); nothing to do. Raise --max-trials to go on.")
+    return Plan(study=name, settings=pinned_settings(args.task, args.objective, args.budget, base),
+                storage=args.storage, base=for_jobs(base, jobs), jobs=jobs,
+                sampler=args.sampler, pruner=args.pruner, seed=args.seed,
+                heartbeat=args.heartbeat, warm_start=tuple(args.warm_start),
+                enqueue_zoo=None if args.enqueue_zoo is None else tuple(args.enqueue_zoo),
+                n_trials=args.n_trials, max_trials=max_trials, timeout=args.timeout,
+                live=not args.no_live)
+
+
+def run(args: argparse.Namespace) -> int:
+    """`python -m search run`: plan the run, then execute it."""
+    return execute(plan(args))
+
+
+def execute(plan: Plan) -> int:
+    """Open the plan's study (start), then train trials until a limit stops the run."""
+    console = Console(highlight=False, soft_wrap=True)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the reporter logs every trial
+    if plan.base.threads:
+        torch.set_num_threads(plan.base.threads)
+    objective = Objective(plan.base, plan.settings["objective"], budget=plan.settings["budget"])
+    study = start(plan, objective, console)
+    if study is None:
         return 0
-    data = objective.data()  # load once, before any trial starts (and fail early)
-    # Every check has passed: only now is the study created (or resumed) and pinned. Its
-    # sampler's seed comes from --seed and the trials the study already holds, so a worker
-    # restarted with the same --seed samples anew instead of repeating its first run.
-    pruner = make_pruner(args.pruner if args.objective == "accuracy" else "none", base.epochs)
-    sampler = make_sampler(args.sampler, sampler_seed(args.seed, len(known.trials) if known
-                                                      else 0))
-    study = open_study(storage, name, settings, sampler, pruner)
-    for source in args.warm_start:
-        console.print(f"copied {warm_start(study, storage, source)} trained trials of study "
-                      f"{source} (none if copied before)")
-    if args.enqueue_zoo is not None:
-        queued = enqueue_zoo(study, base, args.budget, args.enqueue_zoo)
-        console.print(f"queued {len(queued)} zoo members (skipped if already queued): "
-                      f"{', '.join(queued)}")
-    if max_trials and study_trained(study) >= max_trials:
-        console.print(f"study {name} already holds {study_trained(study)} trained trials "
-                      f"(--max-trials {max_trials}); nothing to do. Raise --max-trials to go on.")
-        return 0
-    reporter = Reporter(study, n_trials=args.n_trials, max_trials=max_trials,
-                        timeout=args.timeout, live=not args.no_live, console=console, jobs=jobs)
+    reporter = Reporter(study, n_trials=plan.n_trials, max_trials=plan.max_trials,
+                        timeout=plan.timeout, live=plan.live, console=console, jobs=plan.jobs)
     objective.reporter = reporter
+    data, base, jobs = objective.data(), plan.base, plan.jobs
     fast = fast_settings(base, objective.device)
     with threads_while(fast.threads):  # as trials train
         where = device_name(objective.device, fast)
-    console.print(f"study {name} in {safe_url(storage.url)}: {len(study.trials)} trials so far; "
-                  f"{args.objective}, {base.epochs} epochs, {len(data.train):,} training / "
-                  f"{len(data.val):,} validation images (test set not loaded), "
-                  f"{where}" + (f", {jobs} trials at a time" if jobs > 1 else ""))
-    stopper = Stopper(args.n_trials, max_trials, objective.running)
+    console.print(f"study {plan.study} in {safe_url(plan.storage or default_storage())}: "
+                  f"{len(study.trials)} trials so far; {plan.settings['objective']}, "
+                  f"{base.epochs} epochs, {len(data.train):,} training / {len(data.val):,} "
+                  f"validation images (test set not loaded), {where}"
+                  + (f", {jobs} trials at a time" if jobs > 1 else ""))
+    stopper = Stopper(plan.n_trials, plan.max_trials, objective.running)
     callbacks = [reporter.trial_finished, stopper]
     try:
         with reporter, stop_on_ctrl_c(objective.stop if jobs > 1 else None):
-            study.optimize(objective, timeout=args.timeout, catch=(DivergedError,),
+            study.optimize(objective, timeout=plan.timeout, catch=(DivergedError,),
                            callbacks=callbacks, n_jobs=jobs)
     except KeyboardInterrupt:
         for number in sorted(objective.running):
@@ -218,11 +218,60 @@ def run(args: argparse.Namespace) -> int:
     reporter.summary()
     # The hint names the storage it used: without it, export would read the default database,
     # which may hold a committed study of the same name.
-    where = f" --storage {shlex.quote(safe_url(args.storage))}" if args.storage else ""
+    where = f" --storage {shlex.quote(safe_url(plan.storage))}" if plan.storage else ""
     console.print(f"stopped: {stopper.why or 'timeout reached'}. Run the same command to go on; "
-                  f"`python -m search export --study {name}{where}` writes the trials to CSV.",
-                  soft_wrap=True)
+                  f"`python -m search export --study {plan.study}{where}` writes the trials to "
+                  "CSV.", soft_wrap=True)
     return 0
+
+
+def start(plan: Plan, objective: Objective, console: Console) -> optuna.Study | None:
+    """The plan's study, created or resumed, pinned to its settings, warm-started and queued;
+    None when it already holds --max-trials trained trials. The storage and the data are
+    checked before anything is written: a refused run leaves the storage as it was, and a
+    SQLite file not there yet uncreated."""
+    name, settings = plan.study, plan.settings
+    if _new_sqlite(plan.storage):  # opening it creates the file and its folders: check first
+        if plan.warm_start:
+            raise UserError(f"--warm-start {plan.warm_start[0]}: no study named "
+                            f"{plan.warm_start[0]!r}; the storage "
+                            f"{safe_url(plan.storage or default_storage())} does not "
+                            "exist yet")
+        objective.data()  # the data a run needs, before there is a database to leave behind
+    storage = open_storage(plan.storage, heartbeat=plan.heartbeat)
+    known = peek_study(storage, name, settings, hint=suggest_study_name(settings))
+    for source in plan.warm_start:
+        if known is None or source not in known.user_attrs.get("warm_start", []):
+            check_warm_start(storage, source, settings, name)
+    if (known is not None and not plan.warm_start and plan.enqueue_zoo is None
+            and _holds_enough(plan, known)):  # done: load no data
+        return _nothing_to_do(plan, known, console)
+    objective.data()  # load once, before any trial starts (and fail early)
+    # Only now is the study created (or resumed) and pinned. Its sampler's seed comes from
+    # --seed and the trials the study already holds, so a worker restarted with the same
+    # --seed samples anew instead of repeating its first run.
+    pruner = make_pruner(plan.pruner if settings["objective"] == "accuracy" else "none",
+                         plan.base.epochs)
+    sampler = make_sampler(plan.sampler, sampler_seed(plan.seed, len(known.trials) if known
+                                                      else 0))
+    study = open_study(storage, name, settings, sampler, pruner)
+    for source in plan.warm_start:
+        console.print(f"copied {warm_start(study, storage, source)} trained trials of study "
+                      f"{source} (none if copied before)")
+    if plan.enqueue_zoo is not None:
+        queued = enqueue_zoo(study, plan.base, settings["budget"], list(plan.enqueue_zoo))
+        console.print(f"queued {len(queued)} zoo members (skipped if already queued): "
+                      f"{', '.join(queued)}")
+    return _nothing_to_do(plan, study, console) if _holds_enough(plan, study) else study
+
+
+def _holds_enough(plan: Plan, study: optuna.Study) -> bool:
+    return bool(plan.max_trials) and study_trained(study) >= plan.max_trials
+
+
+def _nothing_to_do(plan: Plan, study: optuna.Study, console: Console) -> None:
+    console.print(f"study {plan.study} already holds {study_trained(study)} trained trials "
+                  f"(--max-trials {plan.max_trials}); nothing to do. Raise --max-trials to go on.")
 
 
 def _new_sqlite(url: str | None) -> bool:

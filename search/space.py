@@ -1,4 +1,5 @@
-"""The search space: the one place that calls `trial.suggest_*`.
+"""The search space: the one place that calls `trial.suggest_*` (but for the earlier versions
+of the space, frozen in versions.py, through which the trials they sampled replay).
 
 `suggest(trial, task)` returns Config overrides: `model` is the canonical architecture string of
 a zoo family with sampled depths and widths, the rest are training choices. It is define-by-run,
@@ -15,7 +16,7 @@ from collections.abc import Callable
 
 import optuna
 
-from benchmarks.tasks.hymenoptera import MODES
+from benchmarks.harness.config import MODES
 from models.registry import FAMILIES
 
 # Width grids (channels). Steps of 4 keep the space small enough for TPE to learn; ghost
@@ -97,9 +98,10 @@ ARCH_SPACES: dict[str, Callable] = {"plain": _plain, "sepconv": _sepconv, "resne
                                     "staged": _staged}
 
 
-def suggest_member(trial) -> dict:
-    """Sample a family and its parameters: {'family': ..., **params}, a zoo member's spec."""
-    family = trial.suggest_categorical("family", sorted(ARCH_SPACES))
+def suggest_member(trial, families: tuple[str, ...] = tuple(sorted(ARCH_SPACES))) -> dict:
+    """Sample one of `families` and its parameters: {'family': ..., **params}, a zoo member's
+    spec. An earlier version of the space offered fewer families (versions.py)."""
+    family = trial.suggest_categorical("family", list(families))
     params = ARCH_SPACES[family](trial)
     params["dropout"] = _stepped(trial, "dropout", 0.0, 0.15, 0.025)
     return {"family": family, **params}
@@ -116,8 +118,9 @@ def suggest_architecture(trial) -> str:
 
 
 def suggest_training(trial) -> dict:
-    """Sample the optimizer, schedule, augmentation and weight-averaging choices: Config
-    fields, each trial parameter named after its field (but `augment`, see DERIVED)."""
+    """Sample the optimizer, schedule, augmentation, initialization and weight-averaging
+    choices: Config fields, each trial parameter named after its field (but `augment`, see
+    DERIVED)."""
     schedule = trial.suggest_categorical("schedule", ["onecycle", "cosine"])
     # One augmentation strength scales rotation and shift together; 1.0 is the harness default
     # (7 degrees, 8% shift), 0 turns augmentation off.
@@ -126,55 +129,29 @@ def suggest_training(trial) -> dict:
         "lr": trial.suggest_float("lr", 0.01, 0.4, log=True),
         "momentum": _stepped(trial, "momentum", 0.8, 0.95, 0.05),
         "weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-3, log=True),
-        "batch_size": trial.suggest_categorical(
-            "batch_size", _grid(trial, "batch_size", [32, 64, 128, 256])),
+        "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128, 256]),
         "schedule": schedule,
         "warmup": _stepped(trial, "warmup", 0.05, 0.4, 0.05)
         if schedule == "onecycle" else 0.0,
         "label_smoothing": _stepped(trial, "label_smoothing", 0.0, 0.15, 0.05),
         "rotate": round(7.0 * strength, 4),
         "translate": round(0.08 * strength, 4),
-    }
-    # The recipe for tiny models (issue 19): searched since these were Config fields, so a
-    # trial recorded before replays without them, i.e. with the defaults it trained with.
-    later = {
-        "scale": lambda: _stepped(trial, "scale", 0.0, 0.2, 0.05),
-        "shear": lambda: _stepped(trial, "shear", 0.0, 15.0, 5.0),
-        "erase": lambda: _stepped(trial, "erase", 0.0, 0.5, 0.1),
-        "ema": lambda: trial.suggest_categorical("ema", [0.0, 0.99, 0.995, 0.998, 0.999]),
-        # What published tiny models train with (models/peers.toml), searched since.
-        "schedule_step": lambda: trial.suggest_categorical("schedule_step", ["batch", "epoch"]),
-        "init": lambda: trial.suggest_categorical("init", ["default", "xavier", "kaiming"]),
-        "augment_p": lambda: _stepped(trial, "augment_p", 0.25, 1.0, 0.25),
-        "brightness": lambda: _stepped(trial, "brightness", 0.0, 0.3, 0.1),
-        "contrast": lambda: _stepped(trial, "contrast", 0.0, 0.3, 0.1),
+        "scale": _stepped(trial, "scale", 0.0, 0.2, 0.05),
+        "shear": _stepped(trial, "shear", 0.0, 15.0, 5.0),
+        "erase": _stepped(trial, "erase", 0.0, 0.5, 0.1),
+        "ema": trial.suggest_categorical("ema", [0.0, 0.99, 0.995, 0.998, 0.999]),
+        # What published tiny models train with (models/peers.toml).
+        "schedule_step": trial.suggest_categorical("schedule_step", ["batch", "epoch"]),
+        "init": trial.suggest_categorical("init", ["default", "xavier", "kaiming"]),
+        "augment_p": _stepped(trial, "augment_p", 0.25, 1.0, 0.25),
+        "brightness": _stepped(trial, "brightness", 0.0, 0.3, 0.1),
+        "contrast": _stepped(trial, "contrast", 0.0, 0.3, 0.1),
     }
     if schedule == "onecycle":  # the cycle's shape: start lr/div, end lr/(div*final_div)
-        later["div_factor"] = lambda: trial.suggest_float("div_factor", 5.0, 100.0, log=True)
-        later["final_div_factor"] = lambda: trial.suggest_float("final_div_factor", 10.0,
-                                                                1e4, log=True)
-        later["anneal"] = lambda: trial.suggest_categorical("anneal", ["linear", "cos"])
-    out.update({name: ask() for name, ask in later.items() if _recorded(trial, name)})
+        out["div_factor"] = trial.suggest_float("div_factor", 5.0, 100.0, log=True)
+        out["final_div_factor"] = trial.suggest_float("final_div_factor", 10.0, 1e4, log=True)
+        out["anneal"] = trial.suggest_categorical("anneal", ["linear", "cos"])
     return out
-
-
-def _recorded(trial, name: str) -> bool:
-    """Whether `trial` answers `name`: always, but a replayed trial (FixedTrial) recorded
-    before `name` was searched, which then replays without it."""
-    if not isinstance(trial, optuna.trial.FixedTrial):
-        return True
-    return name in trial._params  # FixedTrial keeps its given parameters there (no accessor)
-
-
-def _grid(trial, name: str, choices: list) -> list:
-    """`choices`, or the ones the trial's study already records for `name`: Optuna refuses a
-    categorical whose choices change within a study, so a study begun (or warm-started from
-    one) before a grid grew keeps its own grid (e.g. batch_size without 32)."""
-    study = getattr(trial, "study", None)
-    for t in study.get_trials(deepcopy=False) if study is not None else ():
-        if name in t.distributions:
-            return list(t.distributions[name].choices)
-    return choices
 
 
 # Trial parameters that are no Config field: each read back from a recipe (Config fields).
@@ -242,6 +219,10 @@ def suggest_hymenoptera(trial) -> dict:
 
 # task -> suggest(trial) -> Config overrides. Other tasks add their space here.
 SPACES: dict[str, Callable] = {"mnist": suggest_mnist, "hymenoptera": suggest_hymenoptera}
+# task -> the version of its space above, which each study records and is pinned to: a change
+# that a recorded trial would notice (a parameter added, removed, renamed or given other
+# choices) raises it, and freezes the space it replaces in versions.py.
+VERSION: dict[str, int] = {"mnist": 3, "hymenoptera": 1}
 
 
 def suggest(trial, task: str = "mnist") -> dict:

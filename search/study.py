@@ -6,6 +6,7 @@ Every study lives in an Optuna RDB storage (storage.py). Studies stay plain Optu
 
 from __future__ import annotations
 
+import argparse
 import collections
 import hashlib
 import re
@@ -16,9 +17,11 @@ import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
 from benchmarks.harness.config import Config, names
+from benchmarks.tasks import config_from_args, get_task
 from errors import UserError
 from models import BUDGET
 
+from . import space
 from .storage import StorageError, safe_url
 
 DEFAULT_HEARTBEAT = 60  # seconds; a trial whose worker is silent for 2x this is failed, retried
@@ -26,10 +29,9 @@ OBJECTIVES = {"accuracy": ["maximize"], "pareto": ["maximize", "minimize"]}
 METRIC_NAMES = {"accuracy": ["val_acc"], "pareto": ["val_acc", "params"]}
 PRUNERS = ("hyperband", "sh", "median", "none")
 SAMPLERS = ("tpe", "nsga2", "random")
-# Settings that change what a trial's value means; a study refuses to resume with others.
-PINNED = ("task", "objective", *names(Config, pinned=True), "budget")
-# Settings that studies made before they were recorded, and the value those studies ran with.
-UNRECORDED = {"budget": BUDGET}
+# Settings that change what a trial's value means, or (space: the version of the search space,
+# versions.py) what it can sample; a study refuses to resume with others.
+PINNED = ("task", "objective", *names(Config, pinned=True), "budget", "space")
 
 # Heartbeat, multivariate TPE and friends are "experimental" in Optuna; the warnings are noise.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -86,9 +88,9 @@ def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
 
 
 def ran_with(recorded: dict) -> dict:
-    """The pinned settings a study ran with, from its recorded "search" user attribute (older
-    studies did not record every one)."""
-    return {k: recorded.get(k, UNRECORDED.get(k)) for k in PINNED}
+    """The pinned settings a study ran with, from its recorded "search" user attribute (None
+    for one it does not record)."""
+    return {k: recorded.get(k) for k in PINNED}
 
 
 def peek_study(storage, name: str, settings: dict,
@@ -108,10 +110,19 @@ def peek_study(storage, name: str, settings: dict,
     return study
 
 
-def suggest_study_name(settings: dict, defaults: dict) -> str:
+def pinned_settings(task: str, objective: str, budget: int, cfg: Config) -> dict:
+    """The settings (PINNED) of a study of `task` searched with `cfg` under `budget`."""
+    return {"task": task, "objective": objective, "budget": budget, "space": space.VERSION[task],
+            **{k: getattr(cfg, k) for k in names(Config, pinned=True)}}
+
+
+def suggest_study_name(settings: dict) -> str:
     """A study name for `settings`: <task>-<objective>, then each pinned setting that differs
-    from `defaults`, e.g. mnist-accuracy-e2-train700-test500."""
-    name = f"{settings['task']}-{settings['objective']}"
+    from those of a run given no option that changes them, e.g. mnist-accuracy-e2-train700."""
+    task = settings["task"]
+    ref = config_from_args(argparse.Namespace(), task=task, **get_task(task).SEARCH_DEFAULTS)
+    defaults = pinned_settings(task, settings["objective"], BUDGET, ref)
+    name = f"{task}-{settings['objective']}"
     label = {"epochs": "e", "train_subset": "train", "val_split": "val", "test_subset": "test"}
     extra = "".join(f"-{label.get(k, k)}{settings[k]}" for k in PINNED
                     if k not in ("task", "objective") and settings.get(k) != defaults.get(k))
@@ -195,9 +206,10 @@ def check_warm_start(storage, source: str, settings: dict, name: str) -> optuna.
                         "from itself (its trials would be copied into it twice)")
     src = load_study(storage, source)
     old = ran_with(src.user_attrs.get("search", {}))
-    diff = [k for k in PINNED if k != "budget" and old[k] != settings.get(k)]
-    if diff or old["budget"] > settings["budget"]:
-        why = ", ".join(f"{k}={old[k]!r} (here {settings.get(k)!r})" for k in diff or ["budget"])
+    grown = old["budget"] is not None and old["budget"] <= settings["budget"]
+    diff = [k for k in PINNED if old[k] != settings.get(k) and not (k == "budget" and grown)]
+    if diff:
+        why = ", ".join(f"{k}={old[k]!r} (here {settings.get(k)!r})" for k in diff)
         raise UserError(f"cannot warm-start from study {source!r}: it ran with {why}")
     return src
 

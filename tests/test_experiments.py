@@ -84,3 +84,20 @@ def test_handpicked_queues_each_candidate_once_under_the_budget(tmp_path, study)
     assert {t.state for t in trials} == {optuna.trial.TrialState.WAITING}
     queued = [t.system_attrs["fixed_params"] for t in trials]  # what enqueue_trial stores
     assert {q["batch_size"] for q in queued} == {32}  # the recipe of nas_plain_6k and 5k
+
+
+def test_stamp_space_runs_as_a_script_once(tmp_path):
+    """experiments/stamp_space.py on a copy of results/demo.db: the study records its space
+    version and budget, and a second run changes nothing."""
+    import shutil
+
+    import optuna
+
+    shutil.copy(ROOT / "results" / "demo.db", tmp_path / "demo.db")
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    runs = [subprocess.run([sys.executable, str(ROOT / "experiments/stamp_space.py"), url],
+                           capture_output=True, text=True, timeout=120) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
+    assert "every study records both" in runs[1].stdout
+    settings = optuna.load_study(study_name="mnist-pareto-demo", storage=url).user_attrs["search"]
+    assert settings["space"] == 1 and settings["budget"] == 20_000

@@ -341,6 +341,33 @@ def test_trials_still_training_count_towards_n_trials():
     assert "trained 3 trials" in stopper.why
 
 
+def test_plan_decides_the_run_and_touches_nothing(tmp_path):
+    """`search run` is a plan (every option checked, the study named and its settings
+    decided: pure) and its execution; planning creates no storage, loads no data."""
+    import argparse
+
+    from search import space
+    from search.__main__ import add_parsers
+    from search.run import DEFAULT_MAX_TRIALS, plan
+
+    parser = argparse.ArgumentParser()
+    add_parsers(parser.add_subparsers())
+    db = tmp_path / "new" / "search.db"
+    args = parser.parse_args(["run", "--storage", f"sqlite:///{db}", "--budget", "5000",
+                              "--warm-start", "mnist-under5k", "--enqueue-zoo",
+                              "--data-root", str(tmp_path / "no-data"), *TINY])
+    p = plan(args)
+    assert (p.study, p.storage, p.warm_start, p.enqueue_zoo) == \
+        ("mnist-accuracy", f"sqlite:///{db}", ("mnist-under5k",), ())
+    assert p.settings == {"task": "mnist", "objective": "accuracy", "budget": 5000,
+                          "space": space.VERSION["mnist"], "epochs": 1, "train_subset": 350,
+                          "val_split": 10_000, "test_subset": 200}
+    assert p.max_trials == DEFAULT_MAX_TRIALS and p.base.epochs == 1 and not p.live
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(UserError, match="--budget 30,000 is over"):
+        plan(parser.parse_args(["run", "--budget", "30000"]))
+
+
 def test_export_of_a_study_with_no_trials_is_refused(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 's.db'}"
     optuna.create_study(study_name="empty", storage=url)

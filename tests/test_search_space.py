@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import importlib.util
+import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -11,13 +14,15 @@ import optuna
 import pytest
 
 from benchmarks.harness.config import Config
-from models import BUDGET, build, count_params, parse
-from search import space
+from models import BUDGET, UserError, build, count_params, parse
+from search import space, versions
 from search.objective import Rejected, prepare
 from search.publish import replay
-from search.study import status_of
+from search.storage import open_storage
+from search.study import check_warm_start, peek_study, status_of
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -78,13 +83,14 @@ def test_fixed_trial_replays_a_sample_exactly():
 
 
 # ----------------------------------------------------------------------------------------------
-# The recipe for tiny models (issue 19): new training choices, old trials replayed unchanged.
+# Today's space: every training choice a Config field, asked of every trial alike.
 
-NEW_FIELDS = ("scale", "shear", "erase", "ema", "div_factor", "final_div_factor", "anneal",
-              "schedule_step", "init", "augment_p", "brightness", "contrast")
+TRAINING_CHOICES = ("scale", "shear", "erase", "ema", "div_factor", "final_div_factor",
+                    "anneal", "schedule_step", "init", "augment_p", "brightness", "contrast")
+CONFIG_FIELDS = {f.name for f in dataclasses.fields(Config)}
 
 
-def test_space_samples_every_new_training_choice():
+def test_space_samples_every_training_choice():
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=2))
     seen = collections.defaultdict(set)
     for _ in range(80):
@@ -93,16 +99,15 @@ def test_space_samples_every_new_training_choice():
         Config(**sampled)  # each is a Config field, within its checks
         for k, v in sampled.items():
             seen[k].add(v)
-        assert set(trial.params) - set(space.DERIVED) <= {f.name for f in
-                                                         dataclasses.fields(Config)}
+        assert set(trial.params) - set(space.DERIVED) <= CONFIG_FIELDS
         study.tell(trial, 0.0)
-    for name in NEW_FIELDS:
+    for name in TRAINING_CHOICES:
         assert len(seen[name]) >= 2, f"{name} is not searched"
     assert {0.0} < seen["ema"] and seen["batch_size"] == {32, 64, 128, 256}
     assert max(seen["label_smoothing"]) == 0.15 and min(seen["warmup"] - {0.0}) == 0.05
 
 
-def test_params_of_replays_a_recipe_with_the_new_fields():
+def test_params_of_replays_a_recipe_with_every_training_choice():
     recipe = dataclasses.asdict(Config(batch_size=32, label_smoothing=0.15, warmup=0.05,
                                        scale=0.1, shear=5.0, erase=0.2, ema=0.995,
                                        div_factor=10.0, final_div_factor=1000.0,
@@ -114,79 +119,151 @@ def test_params_of_replays_a_recipe_with_the_new_fields():
         warnings.simplefilter("error")  # FixedTrial warns about values off the grid
         replayed = space.suggest_training(optuna.trial.FixedTrial(params))
     assert replayed == {k: recipe[k] for k in replayed}
-    assert set(NEW_FIELDS) <= set(replayed)
+    assert set(TRAINING_CHOICES) <= set(replayed)
 
 
-def test_a_study_from_before_batch_32_keeps_its_grid():
-    """Optuna refuses a categorical whose choices change within a study: a study begun (or
-    warm-started from one) before batch 32 was searched samples from its own grid."""
-    old = optuna.distributions.CategoricalDistribution([64, 128, 256])
-    study = optuna.create_study()
-    study.add_trial(optuna.trial.create_trial(params={"batch_size": 64}, value=0.0,
-                                              distributions={"batch_size": old}))
-    trial = study.ask()
-    assert space.suggest_training(trial)["batch_size"] in (64, 128, 256)
-    assert trial.distributions["batch_size"] == old
-    fresh = optuna.create_study().ask()
-    space.suggest_training(fresh)
-    assert fresh.distributions["batch_size"].choices == (32, 64, 128, 256)
+def test_todays_space_asks_every_trial_the_same_training_parameters():
+    """No branch on a trial's history: which training parameters are asked depends on the
+    schedule alone, and a trial sampled from an earlier version does not replay through
+    today's space (it replays through its own, below)."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=4))
+    asked = collections.defaultdict(set)
+    for _ in range(40):
+        trial = study.ask()
+        space.suggest_training(trial)
+        asked[trial.params["schedule"]].add(frozenset(trial.params))
+        study.tell(trial, 0.0)
+    (onecycle,), (cosine,) = asked["onecycle"], asked["cosine"]
+    assert onecycle - cosine == {"warmup", "div_factor", "final_div_factor", "anneal"}
+    earlier = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=4)).ask()
+    versions.VERSIONS["mnist"][1](earlier)
+    with pytest.raises(ValueError, match="parameter 'scale' is not found"):
+        space.suggest(optuna.trial.FixedTrial(earlier.params))
 
 
-def _training_before_issue_19(trial) -> dict:
-    """suggest_training as it was before the tiny-model recipe (commit c7213cd), frozen here:
-    what every trial recorded until then trained with."""
-    schedule = trial.suggest_categorical("schedule", ["onecycle", "cosine"])
-    strength = round(trial.suggest_float("augment", 0.0, 1.5, step=0.25), 6)
-    return {
-        "lr": trial.suggest_float("lr", 0.01, 0.4, log=True),
-        "momentum": round(trial.suggest_float("momentum", 0.8, 0.95, step=0.05), 6),
-        "weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-3, log=True),
-        "batch_size": trial.suggest_categorical("batch_size", [64, 128, 256]),
-        "schedule": schedule,
-        "warmup": round(trial.suggest_float("warmup", 0.1, 0.4, step=0.05), 6)
-        if schedule == "onecycle" else 0.0,
-        "label_smoothing": round(trial.suggest_float("label_smoothing", 0.0, 0.1, step=0.05), 6),
-        "rotate": round(7.0 * strength, 4),
-        "translate": round(0.08 * strength, 4),
-    }
+def test_the_search_package_reads_no_optuna_private():
+    source = "\n".join(p.read_text() for p in (ROOT / "search").glob("*.py"))
+    assert not re.search(r"\b(trial|study|storage|t|src)\._[a-z]", source)
 
 
-# The parameters the tiny-model recipe added; a trial holding any was sampled by today's space.
-NEW_PARAMS = {"scale", "shear", "erase", "ema", "div_factor", "final_div_factor", "anneal"}
+# ----------------------------------------------------------------------------------------------
+# Versions: a trial replays through the version of the space that sampled it.
+
+def test_each_task_samples_from_its_newest_version():
+    for task, suggest in space.SPACES.items():
+        assert versions.VERSIONS[task][space.VERSION[task]] is suggest
+        assert max(versions.VERSIONS[task]) == space.VERSION[task]
+
+
+@pytest.mark.parametrize("version", sorted(versions.VERSIONS["mnist"]))
+def test_a_trial_replays_through_the_version_that_sampled_it(version):
+    suggest = versions.VERSIONS["mnist"][version]
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=version))
+    for _ in range(30):
+        trial = study.ask()
+        sampled = suggest(trial)
+        assert versions.sampled_from(trial.params, "mnist") == version
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert replay(trial.params, "mnist") == sampled
+        study.tell(trial, 0.0)
+    with pytest.raises(UserError, match="no version of the mnist search space"):
+        replay({**trial.params, "nothing": 1}, "mnist")
+
+
+def load_stamp_space():
+    spec = importlib.util.spec_from_file_location("stamp_space",
+                                                  ROOT / "experiments" / "stamp_space.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def committed(tmp_path_factory) -> dict[str, str]:
+    """Copies of the committed storages (db -> URL), stamped as experiments/stamp_space.py
+    stamps them: the committed files themselves are only read."""
+    folder = tmp_path_factory.mktemp("committed")
+    stamp = load_stamp_space().stamp
+    urls = {}
+    for db in ("search.db", "demo.db"):
+        shutil.copy(RESULTS / db, folder / db)
+        urls[db] = f"sqlite:///{folder / db}"
+        stamp(open_storage(urls[db], create=False))
+        assert stamp(open_storage(urls[db], create=False)) == []  # a second run: nothing new
+    return urls
+
+
+# The version each committed study samples from, as the stamp records it (mnist-under6k began
+# in version 1: its first trials replay through that one).
+STAMPED = {"mnist-accuracy": 1, "mnist-under5k": 1, "mnist-under8k": 1, "mnist-under12k": 1,
+           "mnist-under6k": 2, "mnist-under6k-b32": 2, "mnist-under4k": 2,
+           "mnist-under5k-b32": 2, "mnist-under5500-b32": 2, "mnist-under4k-sep": 2,
+           "mnist-pareto-demo": 1}
+
+
+def _studies(url: str) -> list[optuna.Study]:
+    return [optuna.load_study(study_name=name, storage=url)
+            for name in optuna.get_all_study_names(url)]
+
+
+def test_committed_studies_record_their_space_and_budget(committed):
+    found = {s.study_name: s.user_attrs["search"] for url in committed.values()
+             for s in _studies(url)}
+    assert {name: found[name]["space"] for name in STAMPED} == STAMPED
+    assert found["mnist-accuracy"]["budget"] == found["mnist-pareto-demo"]["budget"] == BUDGET
+    assert all(s["space"] <= space.VERSION[s["task"]] for s in found.values())
 
 
 @pytest.mark.parametrize("db", ["search.db", "demo.db"])
-def test_committed_trials_replay_as_they_trained(db):
-    """Every trial in the committed studies (the champions' among them) replays through today's
-    space (what `confirm` and `promote` do) to exactly the overrides it trained with."""
-    storage = f"sqlite:///{RESULTS / db}"
+def test_committed_trials_replay_as_they_trained(committed, db):
+    """Every trial of the committed studies (the champions' among them) replays through the
+    version that sampled it (what `confirm` and `promote` do) to the model it trained and to
+    each training choice it records."""
     count = 0
-    for summary in optuna.get_all_study_summaries(storage):
-        study = optuna.load_study(study_name=summary.study_name, storage=storage)
-        assert study.user_attrs["search"]["task"] == "mnist"
+    for study in _studies(committed[db]):
+        settings = study.user_attrs["search"]
+        assert settings["task"] == "mnist"
         for t in study.get_trials(deepcopy=False):
-            if not t.params or (t.state == optuna.trial.TrialState.FAIL
-                                and not t.intermediate_values):
-                # queued, not sampled yet; or failed before training, possibly part-way
-                # through sampling (mnist-under6k trial 52: batch 32, off its study's grid)
+            version = versions.sampled_from(t.params, "mnist")
+            if version is None:
+                # queued, not sampled yet; or failed part-way through sampling (mnist-under6k
+                # trial 52: batch 32, off its study's grid)
+                assert not t.params or (t.state == optuna.trial.TrialState.FAIL
+                                        and not t.intermediate_values), t.number
                 continue
+            assert version <= settings["space"]
             with warnings.catch_warnings():
-                warnings.simplefilter("error")  # no recorded value off today's grid
+                warnings.simplefilter("error")  # every value on its version's grid
                 replayed = replay(t.params, "mnist")
             count += 1
-            new = NEW_PARAMS & set(t.params)
-            if new:  # sampled by today's space: each of its parameters is its Config field
-                # exactly the stored value, or for a grid float (stored raw, as
-                # 0.15000000000000002) that value rounded as _stepped rounds it, to 6 places
-                for k in new:
-                    want = t.params[k]
-                    allowed = (want, round(want, 6)) if isinstance(want, float) else (want,)
-                    assert replayed[k] in allowed, (k, t.number)
-                continue
-            then = optuna.trial.FixedTrial(t.params)
-            assert replayed == {"model": space.suggest_architecture(then),
-                                **_training_before_issue_19(then)}, (summary.study_name, t.number)
+            assert replayed.pop("model") == t.user_attrs["arch"]
+            strength = t.params["augment"]
+            assert replayed.pop("rotate") == round(7.0 * strength, 4)
+            assert replayed.pop("translate") == round(0.08 * strength, 4)
+            if t.params["schedule"] == "cosine":
+                assert replayed.pop("warmup") == 0.0
+            assert replayed.keys() == CONFIG_FIELDS & t.params.keys()
+            for k, value in replayed.items():
+                # the stored value, or for a grid float (stored raw, as 0.15000000000000002)
+                # that value rounded as the space rounds it, to 6 places
+                want = t.params[k]
+                allowed = (want, round(want, 6)) if isinstance(want, float) else (want,)
+                assert value in allowed, (study.study_name, t.number, k)
     assert count > 10
+
+
+def test_a_study_of_an_earlier_version_is_neither_resumed_nor_warm_started_from(committed):
+    """Optuna refuses a categorical whose choices change within a study (the families, the
+    batch sizes): a study samples from one version, and takes trials only from that one."""
+    storage = open_storage(committed["search.db"], create=False)
+    now = space.VERSION["mnist"]
+    old = optuna.load_study(study_name="mnist-under5k", storage=storage).user_attrs["search"]
+    settings = {**old, "space": now}
+    with pytest.raises(UserError, match=rf"was run with space=1 \(now {now}\)"):
+        peek_study(storage, "mnist-under5k", settings)
+    with pytest.raises(UserError, match=rf"it ran with space=1 \(here {now}\)"):
+        check_warm_start(storage, "mnist-under5k", {**settings, "budget": 12_000}, "new")
 
 
 def test_the_staged_family_is_sampled_under_a_small_budget_and_replays():
