@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import optuna
 
-from benchmarks.harness.config import MODES
+from benchmarks.tasks.hymenoptera import MODES
 from models.registry import FAMILIES
 
 # Width grids (channels). Steps of 4 keep the space small enough for TPE to learn; ghost

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import optuna
 
-from models import UserError
+from errors import UserError
 
 from . import space
 

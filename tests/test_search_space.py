@@ -14,7 +14,8 @@ import optuna
 import pytest
 
 from benchmarks.harness.config import Config
-from models import BUDGET, UserError, build, count_params, parse
+from errors import UserError
+from models import BUDGET, build, count_params, parse
 from search import space, versions
 from search.objective import Rejected, prepare
 from search.publish import replay
