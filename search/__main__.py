@@ -98,9 +98,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="first copy the trained trials of STUDY (same storage and settings, "
                         "a budget no larger) into this one, once, so the sampler starts from "
                         "what it learned")
-    # --parallel K once trained K trials in one vmapped step (a second training loop, 0.48-1.03x
-    # on CPU); trials at once now always run side by side through the one train(): --jobs K.
-    p.add_argument("--parallel", type=int, default=None, metavar="K", help=argparse.SUPPRESS)
     add_jobs_arg(p, "trials", "; `make search` uses auto; Optuna's n_jobs. With N > 1, "
                  "trials still training count towards --n-trials")
     p.add_argument("--val-split", type=int, default=None, metavar="N",

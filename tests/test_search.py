@@ -299,7 +299,7 @@ def test_user_errors_exit_2_and_write_nothing(tmp_path, capsys):
     assert run("run", "--task", "cifar", "--n-trials", 1) == 2
     assert "no search space for task 'cifar'" in capsys.readouterr().err
     assert run("run", "--n-trials", 0) == 2
-    for bad in (["--jobs", 0], ["--jobs", "two"], ["--jobs", 2, "--parallel", 2]):
+    for bad in (["--jobs", 0], ["--jobs", "two"]):
         assert run("run", "--storage", f"sqlite:///{tmp_path / 'j.db'}", *bad) == 2
         assert "--jobs" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == [db]
