@@ -21,6 +21,7 @@ from benchmarks.harness.config import Config, add_config_args
 from benchmarks.harness.runs import (
     add_jobs_arg,
     distinct_seeds,
+    parse_args,
     parse_jobs,
     run_command,
 )
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                                 parser_class=functools.partial(argparse.ArgumentParser,
                                                                allow_abbrev=False))
     add_parsers(sub)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, sub, argv)
     return run_command(lambda: args.func(args), interrupted="interrupted")
 
 if __name__ == "__main__":
