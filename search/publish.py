@@ -26,6 +26,7 @@ from benchmarks.harness.train import resolve_device
 from benchmarks.tasks import get_task, run_one
 from models import OverBudgetError, UserError, list_models, recipe_of
 from models.registry import MODELS, family_params
+from models.report import unwrapped
 
 from . import space
 from .objective import make_model
@@ -79,7 +80,7 @@ def confirm(study: optuna.Study, top: int, seeds: list[int], overrides: dict,
     """Re-train the top trials (or the trials numbered `numbers`) on the full training set
     per seed, `jobs` runs at a time (None: one per core on CPU); append rows to `results`
     (default: results/runs.csv)."""
-    console = console or Console(highlight=False)
+    console = unwrapped(console or Console(highlight=False))
     trials = chosen(study, numbers) if numbers else pick(study, top)
     if not trials:
         raise UserError(f"study {study.study_name!r} has no completed trial to confirm")

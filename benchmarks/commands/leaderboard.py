@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from models import UserError, arch_of, list_models, recipe_of
+from models.report import unwrapped
 
 from ..harness.config import Config
 from ..harness.results import RESULTS_DIR, read_runs
@@ -207,7 +208,7 @@ def print_board(board: pd.DataFrame, console: Console | None = None) -> None:
                          and key.endswith("acc") else f"{int(v):,}" if key == "params"
                          else str(v))
         table.add_row(*cells, str(r["arch"]))
-    console = console or Console()
+    console = unwrapped(console)
     console.print(table)
     for role, r in champions(board).items():
         if r is None and role.endswith("pending"):

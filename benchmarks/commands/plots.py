@@ -22,6 +22,7 @@ from rich.console import Console
 
 from models import UserError, arch_of, list_models
 from models.registry import SOURCES
+from models.report import unwrapped
 
 from ..harness import results as results_mod
 from ..harness.checkpoint import read_sidecar, run_stem
@@ -184,7 +185,7 @@ def regenerate(results_dir: Path | None = None, out: Path | None = None,
     _check_out(out)
     if summary:
         return params_vs_accuracy(results_dir, out)
-    console = console or Console()
+    console = unwrapped(console)
     runs = benchmark_runs(results_dir)
     made = []
     # A run's own folder only where its weights are at hand (the committed champions'): the
@@ -257,7 +258,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    console = Console()
+    console = unwrapped()
     made = regenerate(args.results_dir, args.out, console, args.summary)
     for path in made:
         console.print(f"wrote {path}", highlight=False)

@@ -39,7 +39,7 @@ from rich.console import Console
 from rich.table import Table
 
 from models import create_model
-from models.report import profile
+from models.report import profile, unwrapped
 
 from ..harness import results as results_mod
 from ..harness.config import Config, add_config_args, config_from_args
@@ -239,7 +239,7 @@ def main(args: argparse.Namespace) -> int:
                              epochs=1, progress=False) for m in models]
     for cfg in cfgs:  # unknown or over-budget models fail before anything is timed
         create_model(cfg.model)
-    console = Console()
+    console = unwrapped()
     if args.profile:
         from .stepprofile import print_profile, profile_step
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from models.report import unwrapped
+
 from ..harness.config import add_config_args, config_from_args
 from ..harness.results import check_target
 from ..harness.runs import (
@@ -48,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    console = Console(highlight=False)
+    console = unwrapped(Console(highlight=False))
     task = get_task(args.task)
     base = config_from_args(args, task=task.NAME)
     seeds = distinct_seeds(args.seeds or [base.seed], console.print)
