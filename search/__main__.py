@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import os
 import sys
 from pathlib import Path
+
+import optuna
 
 from benchmarks.harness.config import Config, add_config_args
 from benchmarks.harness.runs import (
@@ -29,7 +30,7 @@ from models import BUDGET, UserError
 
 from .publish import confirm, export, promote
 from .run import DEFAULT_MAX_TRIALS, check_positive, check_seeds, run
-from .storage import open_storage
+from .storage import default_storage, open_storage, safe_url, storage_flag
 from .study import (
     DEFAULT_HEARTBEAT,
     OBJECTIVES,
@@ -152,7 +153,7 @@ def run_confirm(args: argparse.Namespace) -> int:
     jobs = parse_jobs(args.jobs)
     overrides = {f: getattr(args, f) for f in CONFIRM_FIELDS if getattr(args, f) is not None}
     Config(**overrides)  # check the options before any training
-    study = load_study(open_storage(args.storage, create=False), args.study)
+    study = _read_study(args)
     confirm(study, args.top, seeds, overrides, numbers=args.trials, jobs=jobs,
             results=args.results)
     return 0
@@ -163,7 +164,7 @@ def run_promote(args: argparse.Namespace) -> int:
     if args.name is not None and not (args.name.isidentifier() and args.name.isascii()):
         raise UserError(f"invalid option: --name {args.name!r} must be a Python name (it "
                         "becomes the member's function), e.g. nas_plain_9k")
-    study = load_study(open_storage(args.storage, create=False), args.study)
+    study = _read_study(args, file=sys.stderr)  # stdout is the member's source, to paste
     print(promote(study, args.trial, args.name), end="")
     return 0
 
@@ -172,13 +173,10 @@ def run_export(args: argparse.Namespace) -> int:
     from benchmarks.harness import results
 
     check_study_name(args.study)  # it names the files: never a path out of --out
-    study = load_study(open_storage(args.storage, create=False), args.study)
+    study = _read_study(args)
     out = args.out or Path(results.RESULTS_DIR)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        if not os.access(out, os.W_OK):
-            raise PermissionError(13, "the folder is read-only for this user")
-        written = export(study, out)
+        written = export(study, out, storage_flag(args.storage))
     except (OSError, ValueError) as e:  # ValueError: a NUL in the path
         if isinstance(e, UserError) or not isinstance(e, OSError) and "null" not in str(e):
             raise
@@ -187,6 +185,17 @@ def run_export(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     return 0
+
+
+def _read_study(args: argparse.Namespace, file=None) -> optuna.Study:
+    """The study confirm, promote and export read, named with its storage on their first line:
+    with several databases about, a study of the same name in another is easy to read by
+    mistake."""
+    study = load_study(open_storage(args.storage, create=False), args.study)
+    n = len(study.get_trials(deepcopy=False))
+    print(f"reading study {study.study_name} in {safe_url(args.storage or default_storage())} "
+          f"({n} trial{'' if n == 1 else 's'})", file=file, flush=True)
+    return study
 
 
 def main(argv: list[str] | None = None) -> int:

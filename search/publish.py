@@ -201,13 +201,16 @@ def _write_atomic(path: Path, write) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def export(study: optuna.Study, out: Path) -> list[Path]:
-    """<study>-trials.csv; for Pareto studies also <study>-pareto.csv and <study>-pareto.png."""
+def export(study: optuna.Study, out: Path, storage_flag: str = "") -> list[Path]:
+    """<study>-trials.csv; for Pareto studies also <study>-pareto.csv and <study>-pareto.png.
+    `storage_flag` (' --storage URL', or '' for the default) goes into the hint it may give."""
     name = study.study_name
-    if not study.get_trials(deepcopy=False):
+    if not study.get_trials(deepcopy=False):  # before `out` is made: a refusal leaves nothing
         raise UserError(f"study {name!r} has no trials yet: nothing to export (`python -m "
-                        f"search run --study {name}` adds them)")
+                        f"search run --study {name}{storage_flag}` adds them)")
     out.mkdir(parents=True, exist_ok=True)
+    if not os.access(out, os.W_OK):
+        raise PermissionError(13, "the folder is read-only for this user")
     df = study.trials_dataframe()
     status = {t.number: status_of(t) for t in study.get_trials(deepcopy=False)}
     df.insert(1, "status", df["number"].map(status))

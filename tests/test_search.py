@@ -347,7 +347,8 @@ def test_export_of_a_study_with_no_trials_is_refused(tmp_path, capsys):
     assert run("export", "--study", "empty", "--storage", url, "--out", out) == 2
     err = capsys.readouterr().err
     assert "study 'empty' has no trials yet" in err and "Traceback" not in err
-    assert not list(out.glob("*"))
+    assert f"`python -m search run --study empty --storage {url}` adds them" in err
+    assert not out.exists()  # refused before the folder is made
 
 
 def test_a_run_refused_for_its_data_leaves_no_storage_behind(tmp_path, capsys):

@@ -191,7 +191,7 @@ def test_storage_urls_paths_and_permissions(tmp_path, monkeypatch, capsys):
     # A read-only database (tests run as root, whom permissions do not stop: ask os.access).
     db = tmp_path / "ro.db"
     url = f"sqlite:///{db}"
-    optuna.create_study(study_name="kept", storage=url)
+    optuna.create_study(study_name="kept", storage=url).enqueue_trial({})  # one to export
     real = __import__("os").access
     monkeypatch.setattr("search.storage.os.access",
                         lambda p, mode: False if Path(p) == db else real(p, mode))

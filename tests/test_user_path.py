@@ -1,6 +1,6 @@
 """What a user follows: hints runnable as printed, rows where --results says, a summary over
-seeds, and output that, piped, keeps every architecture string and path whole on one line
-(copy-paste from a log or `| less` works)."""
+seeds, the study a command reads named first, and output that, piped, keeps every
+architecture string and path whole on one line (copy-paste from a log or `| less` works)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import pandas as pd
 from conftest import REPO
 
 from models import arch_of, list_models
-from search.__main__ import main as search_main
 
 TINY = ["--epochs", "1", "--train-subset", "300", "--test-subset", "200", "--threads", "1"]
 ARCH = "v8-v12-p-t8-v12-v12-v12-t10-gap|do0"  # longer than a table column at 80 columns
@@ -56,16 +55,26 @@ def test_a_multi_seed_run_ends_with_a_summary_over_its_seeds(mnist_root, tmp_pat
     assert f"min {min(accs):.2f}%" in lines[-1] and "0 of 2 at 99.4% or more" in lines[-1]
 
 
-def test_search_hint_names_its_storage_and_confirm_writes_where_told(mnist_root, results_dir,
-                                                                    tmp_path, capsys):
-    url = f"sqlite:///{tmp_path / 'mine.db'}"
-    assert search_main(["run", "--storage", url, "--n-trials", "1", *TINY, "--no-live",
-                        "--data-root", str(mnist_root), "--enqueue-zoo", "plain_4k"]) == 0
-    out = capsys.readouterr().out.replace("\n", " ")
-    assert f"`python -m search export --study mnist-accuracy --storage {url}`" in out
+def test_search_commands_name_their_storage_and_hints_run_as_printed(mnist_root, tmp_path):
+    folder = tmp_path / "a folder with a name long enough to pass 80 columns"
+    url = f"sqlite:///{folder / 'mine.db'}"
+    flag = f"--storage '{url}'"  # quoted: the path has spaces
+    lines, _ = piped("search", "run", "--storage", url, "--n-trials", 1, *TINY, "--no-live",
+                     "--data-root", mnist_root, "--enqueue-zoo", "plain_4k", tmp_path=tmp_path)
+    assert_whole([arch_of("plain_4k"), f"`python -m search export --study mnist-accuracy "
+                                       f"{flag}`"], lines)
+    reading = f"reading study mnist-accuracy in {url} (1 trial)"
     rows = tmp_path / "confirmed.csv"
-    assert search_main(["confirm", "--storage", url, "--study", "mnist-accuracy", "--top", "1",
-                        "--results", str(rows), *TINY, "--data-root", str(mnist_root)]) == 0
+    lines, _ = piped("search", "confirm", "--storage", url, "--study", "mnist-accuracy",
+                     "--top", 1, "--results", rows, *TINY, "--data-root", mnist_root,
+                     tmp_path=tmp_path)
     (row,) = csv.DictReader(open(rows))
-    assert row["source"] == "search confirm mnist-accuracy:0"
-    assert not (results_dir / "runs.csv").exists()  # nothing went to the default file
+    assert lines[0] == reading and row["source"] == "search confirm mnist-accuracy:0"
+    assert_whole([arch_of("plain_4k")], lines)
+    assert not (tmp_path / "results" / "runs.csv").exists()  # nothing went to the default file
+    lines, _ = piped("search", "export", "--storage", url, "--study", "mnist-accuracy",
+                     "--out", folder, tmp_path=tmp_path)
+    assert lines == [reading, f"wrote {folder / 'mnist-accuracy-trials.csv'}"]
+    lines, err = piped("search", "promote", "--storage", url, "--study", "mnist-accuracy",
+                       "--trial", 0, tmp_path=tmp_path)
+    assert err.splitlines() == [reading] and lines[0] == "@register"  # stdout: source only

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 from pathlib import Path
 
 import pandas as pd
@@ -179,15 +180,15 @@ def certificate_text(r) -> str:
 
 
 def regenerate(results_dir: Path | None = None) -> pd.DataFrame:
-    results_dir = Path(results_dir or RESULTS_DIR)
-    runs_path = results_dir / "runs.csv"
-    if not runs_path.is_file():
+    runs_path = Path(results_dir or RESULTS_DIR) / "runs.csv"
+    if not runs_path.is_file():  # the hint writes where this command reads
+        flag = f" --results {shlex.quote(str(runs_path))}" if results_dir else ""
         raise UserError(f"no runs yet: {runs_path} does not exist "
-                        "(python -m benchmarks mnist --model NAME writes it)")
+                        f"(python -m benchmarks mnist --model NAME{flag} writes it)")
     # A damaged file is an error naming its first bad line, not a board that silently skips
     # rows: every run in the file counts, or the user hears which line to repair.
     board = leaderboard(read_runs(runs_path))
-    board.to_csv(results_dir / "leaderboard.csv", index=False)
+    board.to_csv(runs_path.parent / "leaderboard.csv", index=False)
     return board
 
 
