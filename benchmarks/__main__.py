@@ -9,7 +9,7 @@ import functools
 import sys
 
 from .commands import clean, docs, evaluate, export, leaderboard, plots, speed, train
-from .harness.cli import run_command
+from .harness.cli import parse_args, run_command
 
 # Each command module has add_parser(subparsers), which sets func(args) -> exit code.
 COMMANDS = [train, leaderboard, evaluate, export, plots, speed, docs, clean]
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                allow_abbrev=False))
     for module in COMMANDS:
         module.add_parser(sub)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, sub, argv)
     return run_command(lambda: args.func(args))
 
 

@@ -21,7 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("summary", help="torchinfo's per-layer table for one model",
                        allow_abbrev=False)
     s.add_argument("name", help="zoo member name or architecture string")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # refused with the usage of the subcommand they were given to
+        (s if args.command == "summary" else parser).error(
+            f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "summary":
             print_summary(args.name)

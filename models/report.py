@@ -16,6 +16,7 @@ from .arch import INPUT_SIZE
 from .registry import BUDGET, create_model, family_of, list_models
 
 FIELDS = ["name", "family", "params", "macs", "receptive_field", "arch"]
+PIPED_WIDTH = 10_000  # columns a console takes when piped: more than any table or line here
 
 
 def receptive_field(model: nn.Module) -> int:
@@ -59,6 +60,18 @@ def zoo_rows() -> list[dict]:
     return sorted(rows, key=lambda r: (r["family"], r["params"]))
 
 
+def unwrapped(console: Console | None = None) -> Console:
+    """`console` (default: a new one on stdout), set never to break a line when it is not a
+    terminal: piped into a file, grep or a pager, an architecture string or a path must stay
+    whole on one line to be copied. Text then runs on, and a table takes its own width instead
+    of the 80 columns rich assumes."""
+    console = console or Console()
+    if not console.is_terminal:
+        console.soft_wrap = True
+        console.width = PIPED_WIDTH
+    return console
+
+
 def print_zoo(rows: list[dict], console: Console | None = None) -> None:
     table = Table(title=f"Model zoo ({len(rows)} members, budget {BUDGET:,} parameters; "
                         "counts by torchinfo, MACs per 28x28 image)")
@@ -69,7 +82,7 @@ def print_zoo(rows: list[dict], console: Console | None = None) -> None:
     for r in rows:
         table.add_row(r["name"], r["family"], f"{r['params']:,}", f"{r['macs']:,}",
                       str(r["receptive_field"]), r["arch"])
-    (console or Console()).print(table)
+    unwrapped(console).print(table)
 
 
 def write_csv(rows: list[dict], out=None) -> None:

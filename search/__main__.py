@@ -4,7 +4,7 @@
            validation split, prune; many workers may share one storage
   confirm  re-train a study's best trials on the full training set, test them, append rows
            to results/runs.csv
-  promote  print a trial as a named zoo member (for models/champions.py)
+  promote  print a trial as a named zoo member (a table for models/champions.toml)
   export   write a study's trials (and a Pareto study's front, CSV and PNG) under results/
 """
 
@@ -12,11 +12,18 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import sys
 from pathlib import Path
 
-from benchmarks.harness.cli import add_jobs_arg, distinct_seeds, parse_jobs, run_command
+import optuna
+
+from benchmarks.harness.cli import (
+    add_jobs_arg,
+    distinct_seeds,
+    parse_args,
+    parse_jobs,
+    run_command,
+)
 from benchmarks.harness.config import add_config_args
 from benchmarks.tasks import TASKS, config_fields, get_task, used
 from errors import UserError
@@ -24,7 +31,7 @@ from models import BUDGET
 
 from .publish import confirm, export, promote
 from .run import DEFAULT_MAX_TRIALS, check_positive, check_seeds, run
-from .storage import open_storage
+from .storage import default_storage, open_storage, safe_url, storage_flag
 from .study import (
     DEFAULT_HEARTBEAT,
     OBJECTIVES,
@@ -96,9 +103,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="first copy the trained trials of STUDY (same storage and settings, "
                         "a budget no larger) into this one, once, so the sampler starts from "
                         "what it learned")
-    # --parallel K once trained K trials in one vmapped step (a second training loop, 0.48-1.03x
-    # on CPU); trials at once now always run side by side through the one train(): --jobs K.
-    p.add_argument("--parallel", type=int, default=None, metavar="K", help=argparse.SUPPRESS)
     add_jobs_arg(p, "trials", "; `make search` uses auto; Optuna's n_jobs. With N > 1, "
                  "trials still training count towards --n-trials")
     p.add_argument("--val-split", type=int, default=None, metavar="N",
@@ -125,10 +129,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _search_args(p, leave=("val_split",))  # confirm trains on every training image
     p.set_defaults(func=run_confirm)
 
-    p = sub.add_parser("promote", help="print a trial as a named zoo member (Python source)",
-                       description="Print the @register source that makes a trial a named zoo "
+    p = sub.add_parser("promote", help="print a trial as a named zoo member (a TOML table)",
+                       description="Print the TOML table that makes a trial a named zoo "
                                    "member (architecture, training recipe, where it was found); "
-                                   "add it to models/champions.py.")
+                                   "add it to models/champions.toml.")
     _storage_args(p, study_required=True)
     p.add_argument("--trial", type=int, required=True, metavar="N")
     p.add_argument("--name", default=None,
@@ -154,7 +158,7 @@ def run_confirm(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in vars(args).items() if k in every and v is not None}
     for name in TASKS:  # check the options before any training
         get_task(name).CONFIG(**{k: v for k, v in overrides.items() if k in config_fields(name)})
-    study = load_study(open_storage(args.storage, create=False), args.study)
+    study = _read_study(args)
     confirm(study, args.top, seeds, overrides, numbers=args.trials, jobs=jobs,
             results=args.results)
     return 0
@@ -165,7 +169,7 @@ def run_promote(args: argparse.Namespace) -> int:
     if args.name is not None and not (args.name.isidentifier() and args.name.isascii()):
         raise UserError(f"invalid option: --name {args.name!r} must be a Python name (it "
                         "becomes the member's function), e.g. nas_plain_9k")
-    study = load_study(open_storage(args.storage, create=False), args.study)
+    study = _read_study(args, file=sys.stderr)  # stdout is the member's source, to paste
     print(promote(study, args.trial, args.name), end="")
     return 0
 
@@ -174,13 +178,10 @@ def run_export(args: argparse.Namespace) -> int:
     from benchmarks.harness import results
 
     check_study_name(args.study)  # it names the files: never a path out of --out
-    study = load_study(open_storage(args.storage, create=False), args.study)
+    study = _read_study(args)
     out = args.out or Path(results.RESULTS_DIR)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        if not os.access(out, os.W_OK):
-            raise PermissionError(13, "the folder is read-only for this user")
-        written = export(study, out)
+        written = export(study, out, storage_flag(args.storage))
     except (OSError, ValueError) as e:  # ValueError: a NUL in the path
         if isinstance(e, UserError) or not isinstance(e, OSError) and "null" not in str(e):
             raise
@@ -189,6 +190,17 @@ def run_export(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     return 0
+
+
+def _read_study(args: argparse.Namespace, file=None) -> optuna.Study:
+    """The study confirm, promote and export read, named with its storage on their first line:
+    with several databases about, a study of the same name in another is easy to read by
+    mistake."""
+    study = load_study(open_storage(args.storage, create=False), args.study)
+    n = len(study.get_trials(deepcopy=False))
+    print(f"reading study {study.study_name} in {safe_url(args.storage or default_storage())} "
+          f"({n} trial{'' if n == 1 else 's'})", file=file, flush=True)
+    return study
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                                 parser_class=functools.partial(argparse.ArgumentParser,
                                                                allow_abbrev=False))
     add_parsers(sub)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, sub, argv)
     return run_command(lambda: args.func(args), interrupted="interrupted")
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from models.report import unwrapped
+
 from .study import status_of, tally
 
 STATES = ("complete", "pruned", "rejected", "failed", "running", "waiting")
@@ -55,7 +57,7 @@ class Reporter:
                  max_trials: int | None = None, timeout: float | None = None,
                  live: bool = True, console: Console | None = None, jobs: int = 1):
         self.study = study
-        self.console = console or Console(highlight=False, soft_wrap=True)
+        self.console = unwrapped(console or Console(highlight=False, soft_wrap=True))
         self.live = live and self.console.is_terminal
         self.n_trials, self.max_trials, self.timeout = n_trials, max_trials, timeout
         self.pareto = len(study.directions) > 1
@@ -167,7 +169,9 @@ class Reporter:
                          f"{val}  {c['params']:,} params  {c['arch']}")
         elapsed = time.monotonic() - self.start
         grid.add_row("time", f"{_duration(elapsed)} elapsed  ~{_duration(self.eta())} left")
-        return Panel(grid, title=f"search {self.study.study_name}", title_align="left")
+        # Piped, the panel fits its lines rather than the console's (unbounded) width.
+        return Panel(grid, title=f"search {self.study.study_name}", title_align="left",
+                     expand=self.console.is_terminal)
 
     def summary(self) -> None:
         """The final panel, printed once when the run ends (also in plain mode)."""

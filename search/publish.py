@@ -26,6 +26,7 @@ from benchmarks.tasks.run import run_one
 from errors import UserError
 from models import OverBudgetError, list_models, recipe_of
 from models.registry import MODELS, family_params
+from models.report import unwrapped
 
 from . import space
 from .objective import make_model
@@ -75,7 +76,7 @@ def confirm(study: optuna.Study, top: int, seeds: list[int], overrides: dict,
     """Re-train the top trials (or the trials numbered `numbers`) on the full training set
     per seed, `jobs` runs at a time (None: one per core on CPU); append rows to `results`
     (default: results/runs.csv)."""
-    console = console or Console(highlight=False)
+    console = unwrapped(console or Console(highlight=False))
     trials = chosen(study, numbers) if numbers else pick(study, top)
     if not trials:
         raise UserError(f"study {study.study_name!r} has no completed trial to confirm")
@@ -127,7 +128,7 @@ def enqueue_zoo(study: optuna.Study, base: Config, budget: int | None = None,
     picked = {}  # name -> trial params; queued only once every named member passed
     for name in names or list_models():
         fam, overrides = MODELS[name]
-        if fam not in space.ARCH_SPACES:  # no search family: the peers (models/peers.py)
+        if fam not in space.ARCH_SPACES:  # no search family: the peers (models/peers.toml)
             if names:
                 raise UserError(f"{name} lies off the search grid: it cannot be a trial")
             continue
@@ -193,13 +194,16 @@ def _write_atomic(path: Path, write) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def export(study: optuna.Study, out: Path) -> list[Path]:
-    """<study>-trials.csv; for Pareto studies also <study>-pareto.csv and <study>-pareto.png."""
+def export(study: optuna.Study, out: Path, storage_flag: str = "") -> list[Path]:
+    """<study>-trials.csv; for Pareto studies also <study>-pareto.csv and <study>-pareto.png.
+    `storage_flag` (' --storage URL', or '' for the default) goes into the hint it may give."""
     name = study.study_name
-    if not study.get_trials(deepcopy=False):
+    if not study.get_trials(deepcopy=False):  # before `out` is made: a refusal leaves nothing
         raise UserError(f"study {name!r} has no trials yet: nothing to export (`python -m "
-                        f"search run --study {name}` adds them)")
+                        f"search run --study {name}{storage_flag}` adds them)")
     out.mkdir(parents=True, exist_ok=True)
+    if not os.access(out, os.W_OK):
+        raise PermissionError(13, "the folder is read-only for this user")
     df = study.trials_dataframe()
     status = {t.number: status_of(t) for t in study.get_trials(deepcopy=False)}
     df.insert(1, "status", df["number"].map(status))

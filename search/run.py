@@ -147,9 +147,7 @@ def plan(args: argparse.Namespace) -> Plan:
     check_positive("timeout", args.timeout, MAX_SECONDS)
     check_positive("heartbeat", args.heartbeat, 86400)
     check_seeds("--seed", args.seed)
-    if args.parallel is not None and args.jobs != "1":
-        raise UserError("invalid option: --parallel is the old name of --jobs; give one of them")
-    jobs = parse_jobs(args.jobs if args.parallel is None else str(args.parallel))
+    jobs = parse_jobs(args.jobs)
     if args.budget > BUDGET:
         raise UserError(f"invalid option: --budget {args.budget:,} is over the zoo's budget of "
                         f"{BUDGET:,}; it can only tighten it")

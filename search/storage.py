@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import shlex
 import time
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +30,12 @@ def default_storage() -> str:
     from benchmarks.harness import results  # read at call time: tests point it elsewhere
 
     return f"sqlite:///{Path(results.RESULTS_DIR) / 'search.db'}"
+
+
+def storage_flag(url: str | None) -> str:
+    """' --storage URL' for a hint's command when a URL was given (else ''), so the command
+    runs on the storage it was printed for; a password stays masked."""
+    return f" --storage {shlex.quote(safe_url(url))}" if url else ""
 
 
 def safe_url(url: str) -> str:
@@ -83,9 +90,9 @@ class Storage(optuna.storages.RDBStorage):
 def open_storage(url: str | None = None, heartbeat: int | None = None,
                  create: bool = True) -> optuna.storages.RDBStorage:
     """An RDBStorage for `url` (default: the SQLite file), with heartbeat when asked for."""
-    url = url or default_storage()
+    given, url = url, url or default_storage()
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        _check_sqlite_file(url[len("sqlite:///"):].split("?")[0], create)
+        _check_sqlite_file(url[len("sqlite:///"):].split("?")[0], create, storage_flag(given))
     # SQLite: wait for the file lock instead of failing when workers write at once.
     # Servers: check pooled connections, which die when a server restarts.
     engine = ({"connect_args": {"timeout": 60}} if url.startswith("sqlite")
@@ -111,16 +118,17 @@ def open_storage(url: str | None = None, heartbeat: int | None = None,
                            "postgresql+psycopg://user:password@host:5432/dbname") from None
 
 
-def _check_sqlite_file(text: str, create: bool) -> None:
+def _check_sqlite_file(text: str, create: bool, flag: str = "") -> None:
     """The SQLite file of a storage URL: there to read (create=False), or a file this user can
-    write, in a folder it can write (SQLite's journal goes beside it), made if missing."""
+    write, in a folder it can write (SQLite's journal goes beside it), made if missing. `flag`:
+    the --storage option of the hint to create it."""
     if not text or "\0" in text:
         raise StorageError(f"invalid storage URL sqlite:///{text!r}: expected "
                            "sqlite:///PATH/TO/FILE.db")
     path = Path(text)
     try:
         if not create and not path.is_file():
-            raise StorageError(f"no search storage at {path} (run `python -m search run` "
+            raise StorageError(f"no search storage at {path} (run `python -m search run{flag}` "
                                "first, or pass --storage URL)")
         if not create:
             return

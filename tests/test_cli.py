@@ -1,5 +1,5 @@
-"""Command-line conventions: console scripts beside `python -m`, no abbreviated flags, and a
-suggestion for a misspelled model name."""
+"""Command-line conventions: console scripts beside `python -m`, no abbreviated flags, an unknown
+argument refused by its subcommand, and a suggestion for a misspelled flag or model name."""
 
 from __future__ import annotations
 
@@ -28,17 +28,35 @@ def test_each_script_is_a_main_taking_argv_and_returning_its_exit_code(name, cap
     assert done.value.code == 0 and "usage:" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("main, argv, flag", [
-    (benchmarks.__main__.main, ["mnist", "--epoch", "1"], "--epoch"),
-    (benchmarks.__main__.main, ["evaluate", "--checkpoint", "x", "--spl", "val"], "--spl"),
-    (search.__main__.main, ["run", "--epoch", "1"], "--epoch"),
-    (models.__main__.main, ["--cs"], "--cs"),
+@pytest.mark.parametrize("main, argv, flag, hint", [
+    (benchmarks.__main__.main, ["mnist", "--epoch", "1"], "--epoch", "--epochs"),
+    (benchmarks.__main__.main, ["evaluate", "--checkpoint", "x", "--spl", "val"], "--spl", None),
+    (search.__main__.main, ["run", "--epoch=1"], "--epoch", "--epochs"),
+    (search.__main__.main, ["confirm", "--study", "x", "--seed", "1"], "--seed", "--seeds"),
+    (models.__main__.main, ["--cs"], "--cs", None),
 ])
-def test_an_abbreviated_flag_is_refused_not_guessed(main, argv, flag, capsys):
+def test_an_abbreviated_flag_is_refused_not_guessed(main, argv, flag, hint, capsys):
     with pytest.raises(SystemExit) as done:
         main(argv)
     err = capsys.readouterr().err
     assert done.value.code == 2 and f"unrecognized arguments: {flag}" in err
+    assert (f"(did you mean {hint}?)" in err) == (hint is not None)
+
+
+@pytest.mark.parametrize("main, argv, command, unknown", [
+    (benchmarks.__main__.main, ["mnist", "--bogus"], "benchmarks mnist", "--bogus"),
+    (benchmarks.__main__.main, ["leaderboard", "extra"], "benchmarks leaderboard", "extra"),
+    (search.__main__.main, ["run", "--bogus", "1"], "search run", "--bogus 1"),
+    (search.__main__.main, ["export", "--study", "x", "--bogus"], "search export", "--bogus"),
+    (models.__main__.main, ["summary", "plain_7k", "--bogus"], "models summary", "--bogus"),
+])
+def test_an_unknown_argument_is_refused_with_its_subcommands_usage(main, argv, command, unknown,
+                                                                  capsys):
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and err.startswith(f"usage: python -m {command} [-h]")
+    assert err.endswith(f"python -m {command}: error: unrecognized arguments: {unknown}\n")
 
 
 def test_a_misspelled_model_gets_the_closest_names(capsys):

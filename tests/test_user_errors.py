@@ -193,7 +193,7 @@ def test_storage_urls_paths_and_permissions(tmp_path, monkeypatch, capsys):
     # A read-only database (tests run as root, whom permissions do not stop: ask os.access).
     db = tmp_path / "ro.db"
     url = f"sqlite:///{db}"
-    optuna.create_study(study_name="kept", storage=url)
+    optuna.create_study(study_name="kept", storage=url).enqueue_trial({})  # one to export
     real = __import__("os").access
     monkeypatch.setattr("search.storage.os.access",
                         lambda p, mode: False if Path(p) == db else real(p, mode))
@@ -248,6 +248,38 @@ def test_refused_runs_leave_no_study_behind(tmp_path, mnist_root, capsys):
     study = optuna.load_study(study_name="q", storage=url)
     assert study.user_attrs["search"]["val_split"] == 10_000
     assert len([t for t in study.trials if t.state.is_finished()]) >= 1
+
+
+def test_refused_runs_leave_nothing_in_the_working_folder(tmp_path, monkeypatch, capsys):
+    """No empty ./data/MNIST/raw from a download that failed, no results/search.db, no
+    study database named by --storage: a refused run leaves the folder as it found it."""
+    from urllib.error import URLError
+
+    def offline(*args, **kwargs):
+        raise URLError("offline")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MNIST_ROOT", raising=False)  # the ./data default, which downloads
+    monkeypatch.setattr("benchmarks.harness.results.RESULTS_DIR", Path("results"))
+    monkeypatch.setattr("torchvision.datasets.mnist.download_and_extract_archive", offline)
+    for argv, why in [
+        (["mnist", "--epochs", 0], "epochs must be at least 1"),
+        (["mnist", "--model", "plain_7kk"], "unknown model"),
+        (["mnist", "--model", "c64-c64-c64-c64-gap-fc|do0"], "budget"),
+        (["mnist", "--model", "plain_4k", "--epochs", 1], "could not be downloaded"),
+    ]:
+        assert mnist(*argv[1:]) == 2, argv
+        assert why in capsys.readouterr().err, argv
+    for argv, why in [
+        (["--storage", "sqlite:///new.db", "--epochs", 0], "epochs must be at least 1"),
+        (["--storage", "sqlite:///sub/new.db", "--n-trials", 1], "could not be downloaded"),
+        (["--n-trials", 1, "--budget", 10**6], "over the zoo's budget"),
+        (["--n-trials", 1], "could not be downloaded"),  # the default, results/search.db
+    ]:
+        assert search("run", "--study", "x", *argv) == 2, argv
+        assert why in capsys.readouterr().err, argv
+    assert search("export", "--study", "x", "--storage", "sqlite:///new.db", "--out", "o") == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 # ----------------------------------------------------------------------------------------------

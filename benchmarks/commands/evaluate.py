@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from errors import UserError
+from models.report import unwrapped
 
 from ..harness.config import Config
 from ..harness.train import evaluate, resolve_device
@@ -96,7 +97,7 @@ def output_width(model: torch.nn.Module) -> int | None:
 
 def print_report(r: dict, console: Console | None = None) -> None:
     """The figures as rich tables: summary, per-class precision/recall, confusion matrix."""
-    console = console or Console()
+    console = unwrapped(console)
     classes = r["classes"]
     head = Table(title=f"{r['model']} ({r['checkpoint_kind']} weights, epoch {r['epoch']}), "
                        f"{r['split']} split, {r['images']:,} images")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from errors import UserError
 from models import arch_of, list_models, recipe_of
+from models.report import unwrapped
 
 from ..harness.config import RECIPE, Config, defaults, names
 from ..harness.results import CONFIRMED, RESULTS_DIR, read_runs
@@ -177,15 +179,15 @@ def certificate_text(r) -> str:
 
 
 def regenerate(results_dir: Path | None = None) -> pd.DataFrame:
-    results_dir = Path(results_dir or RESULTS_DIR)
-    runs_path = results_dir / "runs.csv"
-    if not runs_path.is_file():
+    runs_path = Path(results_dir or RESULTS_DIR) / "runs.csv"
+    if not runs_path.is_file():  # the hint writes where this command reads
+        flag = f" --results {shlex.quote(str(runs_path))}" if results_dir else ""
         raise UserError(f"no runs yet: {runs_path} does not exist "
-                        "(python -m benchmarks mnist --model NAME writes it)")
+                        f"(python -m benchmarks mnist --model NAME{flag} writes it)")
     # A damaged file is an error naming its first bad line, not a board that silently skips
     # rows: every run in the file counts, or the user hears which line to repair.
     board = leaderboard(read_runs(runs_path))
-    board.to_csv(results_dir / "leaderboard.csv", index=False)
+    board.to_csv(runs_path.parent / "leaderboard.csv", index=False)
     return board
 
 
@@ -206,7 +208,7 @@ def print_board(board: pd.DataFrame, console: Console | None = None) -> None:
                          and key.endswith("acc") else f"{int(v):,}" if key == "params"
                          else str(v))
         table.add_row(*cells, str(r["arch"]))
-    console = console or Console()
+    console = unwrapped(console)
     console.print(table)
     for role, r in champions(board).items():
         if r is None and role.endswith("pending"):

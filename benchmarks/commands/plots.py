@@ -23,6 +23,7 @@ from rich.console import Console
 from errors import UserError
 from models import arch_of, list_models
 from models.registry import SOURCES
+from models.report import unwrapped
 
 from ..harness import results as results_mod
 from ..harness.checkpoint import read_sidecar, run_stem
@@ -186,7 +187,7 @@ def regenerate(results_dir: Path | None = None, out: Path | None = None,
     _check_out(out)
     if summary:
         return params_vs_accuracy(results_dir, out)
-    console = console or Console()
+    console = unwrapped(console)
     runs = benchmark_runs(results_dir)
     made = []
     # A run's own folder only where its weights are at hand (the committed champions'): the
@@ -259,7 +260,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    console = Console()
+    console = unwrapped()
     made = regenerate(args.results_dir, args.out, console, args.summary)
     for path in made:
         console.print(f"wrote {path}", highlight=False)

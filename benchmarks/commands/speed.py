@@ -40,7 +40,7 @@ from rich.table import Table
 
 from errors import UserError
 from models import create_model
-from models.report import profile
+from models.report import profile, unwrapped
 
 from ..harness import results as results_mod
 from ..harness.config import Config, add_config_args, names
@@ -237,7 +237,7 @@ def main(args: argparse.Namespace) -> int:
                             epochs=1, progress=False) for m in models]
     for cfg in cfgs:  # unknown or over-budget models fail before anything is timed
         create_model(cfg.model)
-    console = Console()
+    console = unwrapped()
     if args.profile:
         from .stepprofile import print_profile, profile_step
 

@@ -61,12 +61,14 @@ def training_config(args: argparse.Namespace, **extra) -> Config:
 
 
 def main(args: argparse.Namespace) -> int:
+    from models.report import unwrapped
+
     from ..harness.results import check_target
     from ..harness.runs import for_jobs, resolve_jobs, side_by_side, stop_hook
     from ..harness.train import resolve_device
     from ..tasks.run import run_one
 
-    console = Console(highlight=False)
+    console = unwrapped(Console(highlight=False))
     task = get_task(args.task)
     base = training_config(args, task=task.NAME)
     seeds = distinct_seeds(args.seeds or [base.seed], console.print)

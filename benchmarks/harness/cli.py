@@ -4,7 +4,9 @@ option, and --seeds given twice."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import difflib
 import signal
 import threading
 from collections.abc import Callable
@@ -53,6 +55,22 @@ def run_command(func: Callable[[], int],
     except KeyboardInterrupt as e:
         err.print(f"[yellow]{interrupted}[/yellow]")
         return 143 if isinstance(e, Terminated) else 130
+
+
+def parse_args(parser: argparse.ArgumentParser, sub: argparse._SubParsersAction,
+               argv: list[str] | None) -> argparse.Namespace:
+    """parser.parse_args(argv), except that an argument nothing takes is refused by the
+    subcommand it was given to, with that subcommand's usage (argparse leaves it to the top
+    parser, whose usage lists only the subcommands), and a misspelled flag is given the closest
+    one that subcommand has."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        chosen = sub.choices.get(getattr(args, sub.dest, None), parser)
+        flag = extra[0].split("=")[0]
+        close = difflib.get_close_matches(flag, chosen._option_string_actions, n=1, cutoff=0.8)
+        hint = f" (did you mean {close[0]}?)" if flag.startswith("-") and close else ""
+        chosen.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+    return args
 
 
 def distinct_seeds(seeds: list[int], say: Callable[[str], None]) -> list[int]:

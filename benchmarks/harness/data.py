@@ -10,6 +10,7 @@ import functools
 import hashlib
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,9 +148,13 @@ def load_mnist(cfg, device: torch.device, with_test: bool = True) -> Data:
     """Load MNIST per cfg (data_root, val_split, subsets) onto `device`, checksums verified."""
     root, download = mnist_root(cfg.data_root)
     if download:  # fetch once for users online; offline, say how to point at local files
+        raw = root / "MNIST" / "raw"
+        made = next((p for p in [*reversed(raw.parents), raw] if not p.exists()), None)
         try:
             _load(root, True, True), _load(root, True, False)
         except (RuntimeError, OSError) as err:
+            if made is not None:  # torchvision made them: a refused run leaves no ./data
+                shutil.rmtree(made, ignore_errors=True)
             why = str(err).partition("\n")[0] or type(err).__name__  # its first line, if any
             raise DataError(
                 f"MNIST is not in {root.resolve()}/MNIST/raw and could not be downloaded "
