@@ -11,8 +11,6 @@ import json
 from pathlib import Path
 
 from errors import UserError
-from models import arch_of, list_models
-from models.registry import FOUND_BY, MODELS
 
 COLUMNS = ["seed", "final_test_acc", "epochs", "train_images", "device_name", "recipe",
            "found_by", "config", "model", "arch", "task", "params", "source", "timestamp"]
@@ -31,6 +29,9 @@ def query(model_or_arch: str, results: Path | str | None = None, **filters):
     import io
 
     import pandas as pd
+
+    from models import arch_of, list_models
+    from models.registry import FOUND_BY
 
     from .commands.leaderboard import found_by, recipe_key, trained_with
     from .harness.results import read_checked, runs_path
@@ -73,6 +74,9 @@ def query(model_or_arch: str, results: Path | str | None = None, **filters):
 def _arch(name: str, recorded: set[str]) -> str:
     """The canonical architecture string a member name or a string names; a string that is no
     zoo architecture (the ants/bees task's) is taken as written when runs hold it."""
+    from models import arch_of
+    from models.registry import MODELS
+
     if name in MODELS or name not in recorded:
         return arch_of(name)
     return name

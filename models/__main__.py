@@ -9,8 +9,6 @@ from rich.console import Console
 
 from errors import UserError
 
-from .report import print_summary, print_zoo, write_csv, zoo_rows
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models", description=__doc__,
@@ -25,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     if extra:  # refused with the usage of the subcommand they were given to
         (s if args.command == "summary" else parser).error(
             f"unrecognized arguments: {' '.join(extra)}")
+    from .report import print_summary, print_zoo, write_csv, zoo_rows  # torch: not for --help
+
     try:
         if args.command == "summary":
             print_summary(args.name)

@@ -7,7 +7,7 @@ named `<family>_<size>`; the size is the parameter count rounded, checked by the
 
 from __future__ import annotations
 
-from .arch import parse
+from .grammar import parse
 from .registry import family, register
 
 

@@ -12,8 +12,9 @@ from rich.table import Table
 from torch import nn
 from torchinfo import summary
 
-from .arch import INPUT_SIZE
-from .registry import BUDGET, create_model, family_of, list_models
+from .create import create_model
+from .grammar import INPUT_SIZE
+from .registry import BUDGET, family_of, list_models
 
 FIELDS = ["name", "family", "params", "macs", "receptive_field", "arch"]
 PIPED_WIDTH = 10_000  # columns a console takes when piped: more than any table or line here

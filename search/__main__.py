@@ -15,10 +15,10 @@ import functools
 import sys
 from pathlib import Path
 
-import optuna
-
 from benchmarks.harness.cli import (
     add_jobs_arg,
+    check_positive,
+    check_seeds,
     distinct_seeds,
     parse_args,
     parse_jobs,
@@ -27,18 +27,14 @@ from benchmarks.harness.cli import (
 from benchmarks.harness.config import add_config_args
 from benchmarks.tasks import TASKS, config_fields, get_task, used
 from errors import UserError
-from models import BUDGET
 
-from .publish import confirm, export, promote
-from .run import DEFAULT_MAX_TRIALS, check_positive, check_seeds, run
-from .storage import default_storage, open_storage, safe_url, storage_flag
 from .study import (
     DEFAULT_HEARTBEAT,
+    DEFAULT_MAX_TRIALS,
     OBJECTIVES,
     PRUNERS,
     SAMPLERS,
     check_study_name,
-    load_study,
 )
 
 
@@ -93,9 +89,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         f"twice this is failed and retried (default {DEFAULT_HEARTBEAT})")
     p.add_argument("--no-live", action="store_true",
                    help="plain log lines instead of the live view (automatic when not a tty)")
-    p.add_argument("--budget", type=int, default=BUDGET, metavar="P",
+    p.add_argument("--budget", type=int, default=None, metavar="P",
                    help="reject (untrained) every sampled model over P parameters, to search "
-                        f"for the best small model (default: the zoo's budget, {BUDGET:,})")
+                        "for the best small model (default: the zoo's budget, which "
+                        "`python -m models` shows)")
     p.add_argument("--enqueue-zoo", nargs="*", default=None, metavar="NAME",
                    help="first queue zoo members (every one within the budget, or the NAMEs "
                         "given) once per study, so the search starts from the hand-made models")
@@ -111,7 +108,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-subset", type=int, default=None, metavar="N",
                    help="evaluate on only the first N validation images (smoke runs)")
     _search_args(p, leave=("val_split", "test_subset"))
-    p.set_defaults(func=run)
+    p.set_defaults(func=run_search)
 
     p = sub.add_parser("confirm", help="re-train the best trials and measure test accuracy",
                        description="Re-train a study's top trials (the Pareto front for pareto "
@@ -148,7 +145,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_export)
 
 
+# Each command imports what it runs (torch, the zoo, Optuna's storage) when it runs: the parsers
+# above must build without them, so that --help is instant.
+def run_search(args: argparse.Namespace) -> int:
+    from .run import run
+
+    return run(args)
+
+
 def run_confirm(args: argparse.Namespace) -> int:
+    from .publish import confirm
+
     check_study_name(args.study)
     check_positive("top", args.top)
     check_seeds("--seeds", args.seeds)
@@ -165,10 +172,12 @@ def run_confirm(args: argparse.Namespace) -> int:
 
 
 def run_promote(args: argparse.Namespace) -> int:
+    from .publish import promote
+
     check_study_name(args.study)
     if args.name is not None and not (args.name.isidentifier() and args.name.isascii()):
         raise UserError(f"invalid option: --name {args.name!r} must be a Python name (it "
-                        "becomes the member's function), e.g. nas_plain_9k")
+                        "becomes the member's name in the zoo), e.g. nas_plain_9k")
     study = _read_study(args, file=sys.stderr)  # stdout is the member's source, to paste
     print(promote(study, args.trial, args.name), end="")
     return 0
@@ -176,6 +185,9 @@ def run_promote(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from benchmarks.harness import results
+
+    from .publish import export
+    from .storage import storage_flag
 
     check_study_name(args.study)  # it names the files: never a path out of --out
     study = _read_study(args)
@@ -192,10 +204,13 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_study(args: argparse.Namespace, file=None) -> optuna.Study:
+def _read_study(args: argparse.Namespace, file=None):
     """The study confirm, promote and export read, named with its storage on their first line:
     with several databases about, a study of the same name in another is easy to read by
     mistake."""
+    from .storage import default_storage, open_storage, safe_url
+    from .study import load_study
+
     study = load_study(open_storage(args.storage, create=False), args.study)
     n = len(study.get_trials(deepcopy=False))
     print(f"reading study {study.study_name} in {safe_url(args.storage or default_storage())} "

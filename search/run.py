@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import shlex
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import optuna
 import torch
 from rich.console import Console
 
-from benchmarks.harness.cli import parse_jobs
+from benchmarks.harness.cli import check_positive, check_seeds, parse_jobs
 from benchmarks.harness.config import Config
 from benchmarks.harness.fast import fast_settings, threads_while
 from benchmarks.harness.runs import for_jobs, resolve_jobs, stop_on_ctrl_c
@@ -35,6 +34,7 @@ from .objective import Objective
 from .publish import enqueue_zoo
 from .storage import default_storage, open_storage, retry, safe_url
 from .study import (
+    DEFAULT_MAX_TRIALS,
     check_study_name,
     check_warm_start,
     make_pruner,
@@ -48,10 +48,8 @@ from .study import (
     warm_start,
 )
 
-DEFAULT_MAX_TRIALS = 100  # when no --n-trials, --max-trials or --timeout is given
 REJECTED_IN_A_ROW = 500  # stop if the sampler finds nothing under the budget this many times
 MAX_SECONDS = 10 * 365 * 86400  # a --timeout or --heartbeat beyond ten years is a typo
-SEED_LIMIT = 2**31 - 1  # what numpy (the samplers) and torch (training) both take
 
 
 class Stopper:
@@ -84,24 +82,6 @@ class Stopper:
 def study_trained(study: optuna.Study) -> int:
     return sum(status_of(t) in ("complete", "pruned", "failed")
                for t in study.get_trials(deepcopy=False))
-
-
-def check_positive(name: str, value, most: float = math.inf) -> None:
-    """Refuse an option that is given and not a positive number up to `most`: NaN and the
-    infinities too (NaN passes every comparison's `not`, and --timeout inf never stops)."""
-    if value is None:
-        return
-    if not (math.isfinite(value) and value > 0):
-        raise UserError(f"invalid option: --{name} must be a positive number (got {value})")
-    if value > most:
-        raise UserError(f"invalid option: --{name} must be at most {most:,} (got {value:,})")
-
-
-def check_seeds(option: str, seeds) -> None:
-    for seed in [seeds] if isinstance(seeds, int) else seeds or []:
-        if not 0 <= seed <= SEED_LIMIT:
-            raise UserError(f"invalid option: {option} must be in [0, {SEED_LIMIT:,}] "
-                            f"(got {seed})")
 
 
 class _NoQueue:
@@ -148,8 +128,9 @@ def plan(args: argparse.Namespace) -> Plan:
     check_positive("heartbeat", args.heartbeat, 86400)
     check_seeds("--seed", args.seed)
     jobs = parse_jobs(args.jobs)
-    if args.budget > BUDGET:
-        raise UserError(f"invalid option: --budget {args.budget:,} is over the zoo's budget of "
+    budget = BUDGET if args.budget is None else args.budget
+    if budget > BUDGET:
+        raise UserError(f"invalid option: --budget {budget:,} is over the zoo's budget of "
                         f"{BUDGET:,}; it can only tighten it")
     max_trials = args.max_trials
     if not (args.n_trials or max_trials or args.timeout):
@@ -165,9 +146,9 @@ def plan(args: argparse.Namespace) -> Plan:
     if args.enqueue_zoo is not None and not get_task(args.task).ZOO:
         raise UserError(f"--enqueue-zoo queues the zoo's models; the {args.task} task has none")
     if args.enqueue_zoo:  # the names given: each a member that can be queued
-        enqueue_zoo(_NoQueue(), base, args.budget, args.enqueue_zoo)
+        enqueue_zoo(_NoQueue(), base, budget, args.enqueue_zoo)
     jobs = resolve_jobs(jobs, resolve_device(base.device))
-    return Plan(study=name, settings=pinned_settings(args.task, args.objective, args.budget, base),
+    return Plan(study=name, settings=pinned_settings(args.task, args.objective, budget, base),
                 storage=args.storage, base=for_jobs(base, jobs), jobs=jobs,
                 sampler=args.sampler, pruner=args.pruner, seed=args.seed,
                 heartbeat=args.heartbeat, warm_start=tuple(args.warm_start),

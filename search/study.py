@@ -19,14 +19,13 @@ from optuna.trial import FrozenTrial, TrialState
 from benchmarks.harness.config import Config, names
 from benchmarks.tasks import config_from_args, get_task
 from errors import UserError
-from models import BUDGET
 
-from . import space
 from .storage import StorageError, safe_url
 
 DEFAULT_HEARTBEAT = 60  # seconds; a trial whose worker is silent for 2x this is failed, retried
 OBJECTIVES = {"accuracy": ["maximize"], "pareto": ["maximize", "minimize"]}
 METRIC_NAMES = {"accuracy": ["val_acc"], "pareto": ["val_acc", "params"]}
+DEFAULT_MAX_TRIALS = 100  # when no --n-trials, --max-trials or --timeout is given
 PRUNERS = ("hyperband", "sh", "median", "none")
 SAMPLERS = ("tpe", "nsga2", "random")
 # Settings that change what a trial's value means, or (space: the version of the search space,
@@ -112,6 +111,8 @@ def peek_study(storage, name: str, settings: dict,
 
 def pinned_settings(task: str, objective: str, budget: int, cfg: Config) -> dict:
     """The settings (PINNED) of a study of `task` searched with `cfg` under `budget`."""
+    from . import space
+
     return {"task": task, "objective": objective, "budget": budget, "space": space.VERSION[task],
             **{k: getattr(cfg, k) for k in names(Config, pinned=True)}}
 
@@ -119,6 +120,8 @@ def pinned_settings(task: str, objective: str, budget: int, cfg: Config) -> dict
 def suggest_study_name(settings: dict) -> str:
     """A study name for `settings`: <task>-<objective>, then each pinned setting that differs
     from those of a run given no option that changes them, e.g. mnist-accuracy-e2-train700."""
+    from models import BUDGET
+
     task = settings["task"]
     ref = config_from_args(argparse.Namespace(), task=task, **get_task(task).SEARCH_DEFAULTS)
     defaults = pinned_settings(task, settings["objective"], BUDGET, ref)

@@ -65,3 +65,27 @@ def test_a_misspelled_model_gets_the_closest_names(capsys):
     assert "unknown model 'plain_7kk'; did you mean plain_7k" in err
     assert benchmarks.__main__.main(["mnist", "--model", "resnet8k", "--epochs", "1"]) == 2
     assert "did you mean resnet_8k" in capsys.readouterr().err.replace("\n", "")
+
+
+HEAVY = ("torch", "pandas", "matplotlib")
+HELPS = [("benchmarks",), *[("benchmarks", c) for c in
+                            ("mnist", "hymenoptera", "leaderboard", "evaluate", "export", "plots",
+                             "speed", "docs", "clean")],
+         ("search",), *[("search", c) for c in ("run", "confirm", "promote", "export")],
+         ("models",)]
+
+
+@pytest.mark.parametrize("command", HELPS, ids=" ".join)
+def test_help_imports_neither_torch_pandas_nor_matplotlib(command):
+    """--help builds the parsers only: what each command trains or reads is imported when it
+    runs. `python -X importtime` lists every module the process imported."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", *command, "--help"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0 and "usage:" in done.stdout, done.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert len(imported) > 10  # the listing is there: a check that cannot pass vacuously
+    assert not {m for m in imported if m.split(".")[0] in HEAVY}

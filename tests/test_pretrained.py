@@ -15,7 +15,7 @@ from benchmarks.harness.config import Config
 from benchmarks.harness.train import evaluate
 from benchmarks.tasks.mnist import load_data
 from errors import UserError
-from models.registry import list_pretrained, pretrained_weights
+from models.create import list_pretrained, pretrained_weights
 
 PLAIN_7K = sorted((REPO / "results" / "checkpoints").glob("mnist-plain_7k-*-final.json"))
 

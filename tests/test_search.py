@@ -348,7 +348,8 @@ def test_plan_decides_the_run_and_touches_nothing(tmp_path):
 
     from search import space
     from search.__main__ import add_parsers
-    from search.run import DEFAULT_MAX_TRIALS, plan
+    from search.run import plan
+    from search.study import DEFAULT_MAX_TRIALS
 
     parser = argparse.ArgumentParser()
     add_parsers(parser.add_subparsers())

@@ -19,13 +19,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ..harness.checkpoint import PARTIAL, PENDING, SUFFIX, checkpoint_dir, run_stem
-from ..harness.results import read_checked, runs_path
-
 
 def find_leftovers(directory: Path) -> list[Path]:
     """Files that runs killed before their row was written left in `directory`: their claims
     (no live process holds the lock), partial and temporary files. A live run's are kept."""
+    from ..harness.checkpoint import PARTIAL, PENDING
+
     live = set()
     for pending in directory.glob(f"*{PENDING}"):
         try:
@@ -55,6 +54,9 @@ def find_leftovers(directory: Path) -> list[Path]:
 
 def orphans(results: Path | None) -> list[Path]:
     """Checkpoint files (weights and sidecars) of runs that have no row in the runs CSV."""
+    from ..harness.checkpoint import SUFFIX, checkpoint_dir, run_stem
+    from ..harness.results import read_checked, runs_path
+
     folder, path = checkpoint_dir(results), runs_path(results)
     rows = csv.DictReader(io.StringIO(read_checked(path).decode("utf-8-sig"))) \
         if path.is_file() else []
@@ -76,6 +78,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from ..harness.checkpoint import checkpoint_dir
+    from ..harness.results import runs_path
+
     console = Console(highlight=False, soft_wrap=True)
     folder = checkpoint_dir(args.results)
     left = find_leftovers(folder) if folder.is_dir() else []

@@ -26,9 +26,6 @@ from ..harness.runs import for_jobs, side_by_side
 from ..harness.train import make_schedule, resolve_device, train
 
 LOG_INTERVAL = 10  # the example's --log-interval: loss.item() every 10 batches
-# Ablations: the harness with one technique switched away from its default.
-ABLATIONS = ("channels_last", "dropout", "batchnorm", "threads", "amp", "compile", "graphs",
-             "optimizer", "chunks")
 
 
 def peak_gflops(device: torch.device, dtype: torch.dtype = torch.float32,

@@ -21,15 +21,12 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from errors import UserError
-from models import count_params, create_model, list_models, recipe_of
-from models.registry import BUDGET, CLAIMS, FOUND_BY, SOURCES, arch_of
 
-from ..harness import results as results_mod
-from .leaderboard import TARGET, champions, describe, recipe_key, trained_with, zoo_task
+if TYPE_CHECKING:  # annotations only: --help must not import them
+    import pandas as pd
 
 FILES = ("README.md", "docs/performance.md", "docs/champions.md")
 BLOCK = re.compile(r"(<!-- table: ([\w-]+) ?([\w.-]*) -->\n)(.*?)(<!-- end table -->)", re.S)
@@ -44,17 +41,30 @@ def _md(header: list[str], rows: list[list], align: str = "") -> str:
 
 
 def _pct(v) -> str:
+    import pandas as pd
+
     return "-" if pd.isna(v) else f"{v:.2f}"
 
 
 def _proven(results: Path) -> pd.DataFrame:
     """Leaderboard rows of MNIST, 20 epochs, all 60,000 training images, 5 seeds or more."""
+    import pandas as pd
+
+    from .leaderboard import zoo_task
+
     board = pd.read_csv(results / "leaderboard.csv")
     return board[board.task.map(zoo_task) & (board.epochs == 20)
                  & (board.train_images == 60_000) & (board.seeds >= 5)]
 
 
 def champions_table(results: Path, _: str = "") -> str:
+    import pandas as pd
+
+    from models import list_models
+    from models.registry import FOUND_BY
+
+    from .leaderboard import TARGET, champions, describe
+
     board = pd.read_csv(results / "leaderboard.csv")
     rows = []
     for role, r in champions(board).items():
@@ -75,6 +85,10 @@ def champions_table(results: Path, _: str = "") -> str:
 
 
 def leaderboard_table(results: Path, _: str = "") -> str:
+    from models import list_models
+
+    from .leaderboard import TARGET, describe
+
     board = _proven(results).sort_values(["params", "mean_test_acc"], ascending=[True, False],
                                          kind="stable")  # a tie in size: best first
     # A model not in the zoo is named by its string and what it is (leaderboard.describe).
@@ -92,6 +106,12 @@ PEER_RECIPE = "nas_plain_5k"
 
 
 def peers_table(results: Path, _: str = "") -> str:
+    from models import count_params, create_model, recipe_of
+    from models.registry import CLAIMS, SOURCES, arch_of
+
+    from ..harness import results as results_mod
+    from .leaderboard import TARGET, recipe_key, trained_with
+
     runs = results_mod.read_runs(results / "runs.csv")
     runs = runs[runs.train_images == 60_000]
     rows = []
@@ -163,6 +183,8 @@ def speed_profile_table(results: Path, _: str = "") -> str:
 def studies_table(results: Path, _: str = "") -> str:
     import optuna
 
+    from models.registry import BUDGET
+
     rows = []
     for db in sorted(results.glob("*.db")):
         url = f"sqlite:///{db}"
@@ -184,6 +206,14 @@ def studies_table(results: Path, _: str = "") -> str:
 def runs_table(results: Path, model: str) -> str:
     """Every 20-epoch full-set run of one model (a zoo member: its architecture trained with its
     own recipe, whatever name the row carries), grouped by the code and precision that ran it."""
+    import pandas as pd
+
+    from models import list_models
+    from models.registry import arch_of
+
+    from ..harness import results as results_mod
+    from .leaderboard import TARGET, recipe_key, trained_with
+
     runs = results_mod.read_runs(results / "runs.csv")
     runs = runs[(runs.epochs == 20) & (runs.train_images == 60_000)]
     if model in list_models():
@@ -236,6 +266,8 @@ def ablation_table(results: Path, name: str) -> str:
     compared, seed by seed, with its parent, the variant with the most of its changes and no
     other. Validation accuracy only: this is how a recipe is chosen, and the test split must
     not choose."""
+    from ..harness import results as results_mod
+
     runs = results_mod.read_runs(results / f"{name or 'ablation'}.csv")
     cfg = runs.config.map(json.loads)
     # The reference: each field's most common value over the runs, so it does not depend on
@@ -276,6 +308,8 @@ def ablation_table(results: Path, name: str) -> str:
 def trials_table(results: Path, study: str) -> str:
     """A study's trained trials, best validation accuracy first, from its exported CSV
     (`python -m search export --study STUDY` writes results/STUDY-trials.csv)."""
+    import pandas as pd
+
     trials = pd.read_csv(results / f"{study}-trials.csv")
     trials = trials[trials.status.isin(["complete", "pruned"])]
     trials = trials.sort_values(["value_val_acc", "user_attrs_params"], ascending=[False, True])
@@ -312,6 +346,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from ..harness import results as results_mod
+
     results = Path(args.results_dir or results_mod.RESULTS_DIR)
     stale = []
     for path in args.files or [Path(f) for f in FILES]:

@@ -11,18 +11,18 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from rich.console import Console
 from rich.table import Table
 
 from errors import UserError
-from models.report import unwrapped
 
 from ..harness.config import Config
-from ..harness.train import evaluate, resolve_device
 from ..tasks import config_fields, get_task
-from ..tasks.run import load_checkpoint
+
+if TYPE_CHECKING:  # annotations only: --help must not import them
+    import torch
 
 
 def config_of(side: dict, **overrides) -> Config:
@@ -40,6 +40,8 @@ def config_of(side: dict, **overrides) -> Config:
 
 def default_device(side: dict) -> str:
     """The kind of device the run used when this machine has one, else the CPU."""
+    import torch
+
     if side.get("device") == "cuda" and torch.cuda.is_available():
         return "cuda"
     return "cpu"
@@ -60,6 +62,9 @@ def load_split(side: dict, split: str, device: torch.device, data_root: str = ""
 def evaluate_checkpoint(path: Path | str, split: str = "test", device: str | None = None,
                         data_root: str = "") -> dict:
     """Load a checkpoint, evaluate it on `split`; figures in percent, with the recorded ones."""
+    from ..harness.train import evaluate, resolve_device
+    from ..tasks.run import load_checkpoint
+
     model, side = load_checkpoint(path, "cpu")
     dev = resolve_device(device or default_device(side))
     data, cfg = load_split(side, split, dev, data_root)
@@ -85,6 +90,8 @@ def evaluate_checkpoint(path: Path | str, split: str = "test", device: str | Non
 def output_width(model: torch.nn.Module) -> int | None:
     """How many classes the network outputs: its last layer with weights (a linear or 1x1 head,
     a bare classifier conv, or the BatchNorm after the last conv)."""
+    import torch
+
     last = next((m for m in reversed(list(model.modules()))
                  if isinstance(m, torch.nn.Linear | torch.nn.Conv2d | torch.nn.BatchNorm2d)),
                 None)
@@ -97,6 +104,8 @@ def output_width(model: torch.nn.Module) -> int | None:
 
 def print_report(r: dict, console: Console | None = None) -> None:
     """The figures as rich tables: summary, per-class precision/recall, confusion matrix."""
+    from models.report import unwrapped
+
     console = unwrapped(console)
     classes = r["classes"]
     head = Table(title=f"{r['model']} ({r['checkpoint_kind']} weights, epoch {r['epoch']}), "

@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from errors import UserError
-from models import arch_of, list_models, recipe_of
-from models.report import unwrapped
 
 from ..harness.config import RECIPE, Config, defaults, names
-from ..harness.results import CONFIRMED, RESULTS_DIR, read_runs
 from ..tasks import TASKS, get_task, recipe_fields
+
+if TYPE_CHECKING:  # annotations only: --help must not import them
+    import pandas as pd
 
 KEYS = ["task", "arch", "epochs", "train_images", "recipe"]
 
@@ -42,6 +42,8 @@ def recipe_key(config: str | dict) -> str:
 def trained_with(name: str, key: str, epochs: int) -> bool:
     """Whether a run of this recipe key and epoch count trained with a zoo member's recipe (a
     hand-made member has none: any; a peer's names its epochs: those)."""
+    from models import recipe_of
+
     recipe, key = dict(recipe_of(name)), json.loads(key)
     own_epochs = recipe.pop("epochs", epochs)
     return own_epochs == epochs and all(key.get(k) == v for k, v in recipe.items())
@@ -49,6 +51,8 @@ def trained_with(name: str, key: str, epochs: int) -> bool:
 
 def recipe_owner(key: str, epochs: int) -> str | None:
     """The zoo member (with a recipe of its own) whose recipe a run trained with, if any."""
+    from models import list_models, recipe_of
+
     return next((m for m in list_models() if recipe_of(m) and trained_with(m, key, epochs)),
                 None)
 
@@ -56,6 +60,8 @@ def recipe_owner(key: str, epochs: int) -> str | None:
 def describe(row) -> str:
     """What a leaderboard row that is no zoo member is: the study:trial a search confirmed, a
     member's architecture with another member's recipe, or the command that ran it."""
+    from models import arch_of, list_models
+
     if found_by(row.source):
         return found_by(row.source)
     layout = {arch_of(m): m for m in list_models()}.get(row.arch)
@@ -77,6 +83,8 @@ CHOSEN_SEEDS, FRESH_SEEDS, FRESH_NEEDED = range(1, 11), range(11, 21), 9
 def certificate(runs: pd.DataFrame, target: float = TARGET) -> pd.DataFrame:
     """Per leaderboard key: how many of seeds 1-10 ran and reached `target`, the same for the
     fresh seeds 11-20, and the fresh seeds' mean and minimum (over their runs)."""
+    import pandas as pd
+
     worst = runs.groupby([*KEYS, "seed"], dropna=False).final_test_acc.min().reset_index()
     parts = {}
     for name, seeds in (("chosen", CHOSEN_SEEDS), ("fresh", FRESH_SEEDS)):
@@ -100,6 +108,8 @@ def certified(row) -> bool:
 
 def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per task, architecture, epochs and training-set size; best mean accuracy first."""
+    from models import arch_of, list_models
+
     runs = runs.dropna(subset=["final_test_acc"])
     runs = runs.sort_values("timestamp").assign(recipe=runs.config.map(recipe_key))
     by_seed = runs.sort_values(["seed", "timestamp"], kind="stable")
@@ -135,6 +145,8 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
 
 def found_by(source) -> str | None:
     """The study:trial a row's run confirmed (`search confirm`), None for any other run."""
+    from ..harness.results import CONFIRMED
+
     source = str(source)
     return source.removeprefix(CONFIRMED) if source.startswith(CONFIRMED) else None
 
@@ -150,6 +162,8 @@ def champions(board: pd.DataFrame, seeds: int = 5) -> dict:
     the target, and FRESH_NEEDED of seeds 11-20), and the most accurate by mean over at least
     `seeds` seeds. A smaller one whose seeds 1-10 all passed but whose fresh seeds have not all
     run yet is named as pending. A role with no qualifying row is None."""
+    import pandas as pd
+
     proven = board[board.task.map(zoo_task) & (board.epochs == 20)
                    & (board.train_images == 60_000)]
     stands = pd.Series([certified(r) for r in proven.itertuples()], index=proven.index,
@@ -179,6 +193,8 @@ def certificate_text(r) -> str:
 
 
 def regenerate(results_dir: Path | None = None) -> pd.DataFrame:
+    from ..harness.results import RESULTS_DIR, read_runs
+
     runs_path = Path(results_dir or RESULTS_DIR) / "runs.csv"
     if not runs_path.is_file():  # the hint writes where this command reads
         flag = f" --results {shlex.quote(str(runs_path))}" if results_dir else ""
@@ -192,6 +208,10 @@ def regenerate(results_dir: Path | None = None) -> pd.DataFrame:
 
 
 def print_board(board: pd.DataFrame, console: Console | None = None) -> None:
+    import pandas as pd
+
+    from models.report import unwrapped
+
     table = Table(title="Leaderboard (final test accuracy %, mean over seeds)")
     cols = [("task", "task"), ("model", "model"), ("params", "params"), ("epochs", "epochs"),
             ("seeds", "seeds"), ("mean", "mean_test_acc"), ("std", "std_test_acc"),

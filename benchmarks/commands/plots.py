@@ -12,35 +12,28 @@ import argparse
 import re
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import optuna
-import pandas as pd
-import torch
-from optuna.search_space import intersection_search_space
-from optuna.trial import TrialState
 from rich.console import Console
 
 from errors import UserError
-from models import arch_of, list_models
-from models.registry import SOURCES
-from models.report import unwrapped
 
-from ..harness import results as results_mod
-from ..harness.checkpoint import read_sidecar, run_stem
 from ..harness.config import Config
-from ..harness.data import DataError, load_mnist
-from ..harness.train import evaluate
 from ..tasks import get_task
-from ..tasks.run import load_checkpoint
-from . import drawing as plots
-from .evaluate import load_split
-from .leaderboard import leaderboard, recipe_key, trained_with, zoo_task
+
+if TYPE_CHECKING:  # annotations only: --help must not import them
+    import optuna
 
 
 def benchmark_runs(results_dir: Path) -> list[dict]:
     """Rows of runs.csv (benchmark and search-confirm runs; search trials write none), each
     merged with its final checkpoint's sidecar (which adds the full per-epoch history) and
     its path, when that checkpoint is present."""
+    import pandas as pd
+
+    from ..harness import results as results_mod
+    from ..harness.checkpoint import read_sidecar, run_stem
+
     path = results_dir / "runs.csv"
     if not path.is_file():
         return []
@@ -59,6 +52,9 @@ def benchmark_runs(results_dir: Path) -> list[dict]:
 
 def run_plots(run: dict, out: Path, console: Console) -> list[Path]:
     """Curves for every run; confusion, mistakes and predictions for runs with weights."""
+    from ..harness.data import DataError
+    from . import drawing as plots
+
     folder = out / "runs" / run["stem"]
     made = [plots.plot_curves(run, folder / "curves.png")]
     if not run.get("checkpoint"):
@@ -75,6 +71,13 @@ def _weights_plots(run: dict, folder: Path, console: Console, made: list[Path]) 
     """The pictures of the run's task (Task.PICTURES) that need its weights and test images,
     appended to `made`. The confusion matrix is the one training recorded; MNIST's test set is
     evaluated again for its mistakes, and must give the recorded accuracy."""
+    import torch
+
+    from ..harness.train import evaluate
+    from ..tasks.run import load_checkpoint
+    from . import drawing as plots
+    from .evaluate import load_split
+
     task = get_task(run["task"])
     device = torch.device("cpu")
     model, side = load_checkpoint(run["checkpoint"], device)
@@ -106,13 +109,20 @@ def _target(i: int):
 def _lower_is_better(study: optuna.Study, i: int):
     """Objective i, negated when maximized: PED-ANOVA (Optuna's default importance evaluator)
     ranks parameters by how they reach LOW target values."""
+    import optuna
+
     sign = -1.0 if study.directions[i] == optuna.study.StudyDirection.MAXIMIZE else 1.0
     return lambda t: sign * t.values[i]
 
 
 def study_plots(storage: str, out: Path, prefix: str, console: Console) -> list[Path]:
     """History, parameter importances and (with two objectives) the Pareto front per study."""
+    import optuna
     import optuna.visualization.matplotlib as vis
+    from optuna.search_space import intersection_search_space
+    from optuna.trial import TrialState
+
+    from . import drawing as plots
 
     made = []
     for name in optuna.get_all_study_names(storage):
@@ -154,6 +164,8 @@ def study_plots(storage: str, out: Path, prefix: str, console: Console) -> list[
 
 def _best_so_far(ax, study: optuna.Study, done: list, name: str) -> None:
     """Optuna draws no best line for a chosen objective of a multi-objective study."""
+    import optuna
+
     better = max if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else min
     xs, best = [], []
     for t in sorted(done, key=lambda t: t.number):
@@ -165,6 +177,12 @@ def _best_so_far(ax, study: optuna.Study, done: list, name: str) -> None:
 
 def params_vs_accuracy(results_dir: Path, out: Path) -> list[Path]:
     """The zoo's leaderboard as a picture: 20-epoch rows, and the peers at their own epochs."""
+    from models.registry import SOURCES
+
+    from ..harness import results as results_mod
+    from . import drawing as plots
+    from .leaderboard import leaderboard, zoo_task
+
     path = results_dir / "runs.csv"
     if not path.is_file():
         return []
@@ -182,6 +200,16 @@ def regenerate(results_dir: Path | None = None, out: Path | None = None,
                console: Console | None = None, summary: bool = False) -> list[Path]:
     """Write every picture (with summary, only those drawn from the leaderboard); returns their
     paths."""
+    import torch
+
+    from models import arch_of, list_models
+    from models.report import unwrapped
+
+    from ..harness import results as results_mod
+    from ..harness.data import DataError, load_mnist
+    from . import drawing as plots
+    from .leaderboard import recipe_key, trained_with, zoo_task
+
     results_dir = Path(results_dir or results_mod.RESULTS_DIR)
     out = Path(out or results_dir / "plots")
     _check_out(out)
@@ -260,6 +288,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from models.report import unwrapped
+
     console = unwrapped()
     made = regenerate(args.results_dir, args.out, console, args.summary)
     for path in made:

@@ -33,33 +33,17 @@ import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from rich.console import Console
 from rich.table import Table
 
 from errors import UserError
-from models import create_model
-from models.report import profile, unwrapped
 
-from ..harness import results as results_mod
 from ..harness.config import Config, add_config_args, names
-from ..harness.data import load_mnist, mnist_root, verify_mnist
-from ..harness.fast import fast_settings, keep_heap, threads_while
-from ..harness.train import cpu_model, device_name, resolve_device
-from .contenders import (
-    ABLATIONS,
-    Contender,
-    ablations,
-    baseline,
-    classic_loader,
-    harness,
-    parallel_contenders,
-    part_timings,
-    peak_gflops,
-    precision,
-)
-from .train import training_config
+
+if TYPE_CHECKING:  # annotations only: --help must not import them
+    import torch
 
 # ----------------------------------------------------------------------------------------------
 # Benchmark settings
@@ -74,6 +58,9 @@ DEFAULT_STEPS = 100  # timed steps per measurement of a --model
 WARMUP_STEPS = 5  # untimed steps first: one-time costs (workers, compile) reported apart
 ROUNDS = 5  # alternating repeats; medians reported
 TRIAL_EPOCHS, TRIAL_IMAGES = 20, 50_000  # a search trial: 20 epochs, 10k of 60k held for val
+# Ablations: the harness with one technique switched away from its default (contenders.py).
+ABLATIONS = ("channels_last", "dropout", "batchnorm", "threads", "amp", "compile", "graphs",
+             "optimizer", "chunks")
 # --full: every CPU fast-path choice switched off in turn, and K=2 side by side, on top.
 FULL_ABLATE = ("channels_last", "amp", "dropout", "batchnorm", "threads", "optimizer", "chunks")
 FULL_PARALLEL = 2
@@ -87,6 +74,23 @@ def measure(cfg: Config, steps: int, rounds: int, ablate=(), parallel: int = 1,
             console: Console | None = None, parts: bool = False) -> dict:
     """One workload: the classic loop, the harness and any ablations and --parallel K, timed
     in alternating rounds; `parts`: also the step's parts each way (part_timings, CPU)."""
+    import torch
+
+    from ..harness.data import load_mnist, mnist_root, verify_mnist
+    from ..harness.fast import fast_settings, keep_heap
+    from ..harness.train import resolve_device
+    from .contenders import (
+        Contender,
+        ablations,
+        baseline,
+        classic_loader,
+        harness,
+        parallel_contenders,
+        part_timings,
+        precision,
+    )
+
+
     console = console or Console()
     device = resolve_device(cfg.device)
     root, _ = mnist_root(cfg.data_root)
@@ -129,6 +133,20 @@ def measure(cfg: Config, steps: int, rounds: int, ablate=(), parallel: int = 1,
 
 def _report(cfg, device, steps, rounds, contenders, load, fast, default_threads,
             parallel: int = 1) -> dict:
+    import torch
+
+    from models import create_model
+    from models.report import profile
+
+    from ..harness import results as results_mod
+    from ..harness.train import cpu_model
+    from .contenders import (
+        Contender,
+        peak_gflops,
+        precision,
+    )
+
+
     stats = profile(create_model(cfg.model))
     flops_per_image = stats["macs"] * 2 * 3  # 2 FLOPs per MAC; backward ~ 2x forward
     by = {c.name: c for c in contenders}
@@ -227,6 +245,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
 
+    from models import create_model
+    from models.report import unwrapped
+
+    from ..harness import results as results_mod
+    from .train import training_config
+
+
     parallel = args.parallel if args.parallel is not None else (
         FULL_PARALLEL if args.full else 1)
     if (args.steps is not None and args.steps < 1) or args.rounds < 1 or parallel < 1:
@@ -272,6 +297,10 @@ def main(args: argparse.Namespace) -> int:
 
 def _named(device: torch.device, fast) -> str:
     """device_name with the thread count the harness trained with (--threads)."""
+    from ..harness.fast import threads_while
+    from ..harness.train import device_name
+
+
     with threads_while(fast.threads):
         return device_name(device, fast)
 

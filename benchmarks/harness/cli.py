@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import math
 import signal
 import threading
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from collections.abc import Callable
 from rich.console import Console
 
 from errors import DivergedError, UserError
+
+SEED_LIMIT = 2**31 - 1  # what numpy (the samplers) and torch (training) both take
 
 
 class Terminated(KeyboardInterrupt):
@@ -101,3 +104,19 @@ def parse_jobs(value: str) -> int | None:
     return jobs
 
 
+def check_positive(name: str, value, most: float = math.inf) -> None:
+    """Refuse an option that is given and not a positive number up to `most`: NaN and the
+    infinities too (NaN passes every comparison's `not`, and --timeout inf never stops)."""
+    if value is None:
+        return
+    if not (math.isfinite(value) and value > 0):
+        raise UserError(f"invalid option: --{name} must be a positive number (got {value})")
+    if value > most:
+        raise UserError(f"invalid option: --{name} must be at most {most:,} (got {value:,})")
+
+
+def check_seeds(option: str, seeds) -> None:
+    for seed in [seeds] if isinstance(seeds, int) else seeds or []:
+        if not 0 <= seed <= SEED_LIMIT:
+            raise UserError(f"invalid option: {option} must be in [0, {SEED_LIMIT:,}] "
+                            f"(got {seed})")
