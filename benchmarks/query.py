@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 
 from errors import UserError
+from models import arch_of, list_models
+from models.registry import FOUND_BY, MODELS
 
 COLUMNS = ["seed", "final_test_acc", "epochs", "train_images", "device_name", "recipe",
            "found_by", "config", "model", "arch", "task", "params", "source", "timestamp"]
@@ -29,9 +31,6 @@ def query(model_or_arch: str, results: Path | str | None = None, **filters):
     import io
 
     import pandas as pd
-
-    from models import arch_of, list_models
-    from models.registry import FOUND_BY
 
     from .commands.leaderboard import found_by, recipe_key, trained_with
     from .harness.results import read_checked, runs_path
@@ -52,7 +51,7 @@ def query(model_or_arch: str, results: Path | str | None = None, **filters):
         key = recipe_key(row.config)
         member = next((m for m in list_models() if m in FOUND_BY and arch_of(m) == arch
                        and trained_with(m, key, row.epochs)), None)
-        return FOUND_BY[member] if member else found_by(row.source)
+        return FOUND_BY[member] if member else found_by(row.found_by)
 
     rows = list(runs.itertuples(index=False))
     column = lambda values: pd.Series(values, index=runs.index, dtype=object)  # noqa: E731 (None stays None)
@@ -74,8 +73,6 @@ def query(model_or_arch: str, results: Path | str | None = None, **filters):
 def _arch(name: str, recorded: set[str]) -> str:
     """The canonical architecture string a member name or a string names; a string that is no
     zoo architecture (the ants/bees task's) is taken as written when runs hold it."""
-    from models import arch_of
-    from models.registry import MODELS
 
     if name in MODELS or name not in recorded:
         return arch_of(name)

@@ -94,7 +94,7 @@ def test_member_is_its_trial(name):
 @pytest.mark.parametrize("name", sorted(FOUND_BY))
 def test_member_was_confirmed_on_five_seeds(name):
     runs = pd.read_csv(RESULTS / "runs.csv")
-    mine = runs[(runs.source == f"search confirm {FOUND_BY[name]}") & (runs.epochs == 20)
+    mine = runs[(runs.found_by == FOUND_BY[name]) & (runs.epochs == 20)
                 & (runs.train_images == 60_000)]
     assert set(mine.arch) == {arch_of(name)}
     assert mine.seed.nunique() >= 5

@@ -102,6 +102,12 @@ def test_every_column_has_a_kind():
     assert all(f"`{c}`" in readme for c in COLUMNS)
 
 
+def test_every_leaderboard_column_is_documented():
+    board = pd.read_csv(REPO / "results" / "leaderboard.csv", nrows=1)
+    readme = (REPO / "results" / "README.md").read_text().partition("## leaderboard.csv")[2]
+    assert [c for c in board.columns if f"`{c}`" not in readme] == []
+
+
 def test_a_bom_is_tolerated(tmp_path):
     (tmp_path / "runs.csv").write_bytes(BOM + GOOD)
     (tmp_path / "plain").mkdir()

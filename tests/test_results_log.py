@@ -32,7 +32,7 @@ from benchmarks.harness.results import (
     check_text,
     encode,
 )
-from benchmarks.tasks import hymenoptera, mnist
+from benchmarks.tasks import hymenoptera, mnist, resnet
 from models import build
 from search.publish import confirm
 
@@ -88,7 +88,7 @@ def no_data(monkeypatch):
         raise AssertionError("data loaded before the runs CSV was checked")
     for module in (mnist, hymenoptera):
         monkeypatch.setattr(module, "load_data", fail)
-    monkeypatch.setattr(hymenoptera, "load_weights", fail)
+    monkeypatch.setattr(resnet, "load_weights", fail)
 
 
 def _err(capsys) -> str:

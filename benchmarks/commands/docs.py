@@ -24,6 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from errors import UserError
+from models import list_models
+from models.registry import BUDGET, CLAIMS, FOUND_BY, SOURCES, arch_of
+
+from .leaderboard import TARGET, champions, describe, recipe_key, trained_with, zoo_task
 
 if TYPE_CHECKING:  # annotations only: --help must not import them
     import pandas as pd
@@ -50,7 +54,6 @@ def _proven(results: Path) -> pd.DataFrame:
     """Leaderboard rows of MNIST, 20 epochs, all 60,000 training images, 5 seeds or more."""
     import pandas as pd
 
-    from .leaderboard import zoo_task
 
     board = pd.read_csv(results / "leaderboard.csv")
     return board[board.task.map(zoo_task) & (board.epochs == 20)
@@ -60,10 +63,7 @@ def _proven(results: Path) -> pd.DataFrame:
 def champions_table(results: Path, _: str = "") -> str:
     import pandas as pd
 
-    from models import list_models
-    from models.registry import FOUND_BY
 
-    from .leaderboard import TARGET, champions, describe
 
     board = pd.read_csv(results / "leaderboard.csv")
     rows = []
@@ -85,9 +85,7 @@ def champions_table(results: Path, _: str = "") -> str:
 
 
 def leaderboard_table(results: Path, _: str = "") -> str:
-    from models import list_models
 
-    from .leaderboard import TARGET, describe
 
     board = _proven(results).sort_values(["params", "mean_test_acc"], ascending=[True, False],
                                          kind="stable")  # a tie in size: best first
@@ -107,10 +105,8 @@ PEER_RECIPE = "nas_plain_5k"
 
 def peers_table(results: Path, _: str = "") -> str:
     from models import count_params, create_model, recipe_of
-    from models.registry import CLAIMS, SOURCES, arch_of
 
     from ..harness import results as results_mod
-    from .leaderboard import TARGET, recipe_key, trained_with
 
     runs = results_mod.read_runs(results / "runs.csv")
     runs = runs[runs.train_images == 60_000]
@@ -183,7 +179,6 @@ def speed_profile_table(results: Path, _: str = "") -> str:
 def studies_table(results: Path, _: str = "") -> str:
     import optuna
 
-    from models.registry import BUDGET
 
     rows = []
     for db in sorted(results.glob("*.db")):
@@ -208,11 +203,7 @@ def runs_table(results: Path, model: str) -> str:
     own recipe, whatever name the row carries), grouped by the code and precision that ran it."""
     import pandas as pd
 
-    from models import list_models
-    from models.registry import arch_of
-
     from ..harness import results as results_mod
-    from .leaderboard import TARGET, recipe_key, trained_with
 
     runs = results_mod.read_runs(results / "runs.csv")
     runs = runs[(runs.epochs == 20) & (runs.train_images == 60_000)]

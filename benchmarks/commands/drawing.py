@@ -259,7 +259,7 @@ def _point_name(row) -> str:
         return str(row.model)
     if hasattr(row, "recipe"):  # a leaderboard row: describe() tries the study trial first
         return describe(row)
-    return found_by(getattr(row, "source", "")) or "unnamed"
+    return found_by(getattr(row, "found_by", None)) or "unnamed"
 
 
 @torch.no_grad()

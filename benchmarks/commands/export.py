@@ -18,6 +18,7 @@ from pathlib import Path
 
 from errors import UserError
 
+from ..tasks import get_task
 from .evaluate import check_out
 
 OPSET = 17  # what torch 2.4's exporter writes by default and onnxruntime 1.16 runs
@@ -152,7 +153,6 @@ def export_checkpoint(path: Path, out: Path, data_root: str = "", int8: Path | N
     import torch
 
     from ..harness.train import evaluate
-    from ..tasks import get_task
     from ..tasks.run import load_checkpoint
     from .evaluate import config_of
 

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from errors import UserError
+from models import arch_of, list_models, recipe_of
+from models.registry import FOUND_BY
 
 from ..harness.config import RECIPE, Config, defaults, names
 from ..tasks import TASKS, get_task, recipe_fields
@@ -42,7 +44,6 @@ def recipe_key(config: str | dict) -> str:
 def trained_with(name: str, key: str, epochs: int) -> bool:
     """Whether a run of this recipe key and epoch count trained with a zoo member's recipe (a
     hand-made member has none: any; a peer's names its epochs: those)."""
-    from models import recipe_of
 
     recipe, key = dict(recipe_of(name)), json.loads(key)
     own_epochs = recipe.pop("epochs", epochs)
@@ -51,7 +52,6 @@ def trained_with(name: str, key: str, epochs: int) -> bool:
 
 def recipe_owner(key: str, epochs: int) -> str | None:
     """The zoo member (with a recipe of its own) whose recipe a run trained with, if any."""
-    from models import list_models, recipe_of
 
     return next((m for m in list_models() if recipe_of(m) and trained_with(m, key, epochs)),
                 None)
@@ -60,10 +60,9 @@ def recipe_owner(key: str, epochs: int) -> str | None:
 def describe(row) -> str:
     """What a leaderboard row that is no zoo member is: the study:trial a search confirmed, a
     member's architecture with another member's recipe, or the command that ran it."""
-    from models import arch_of, list_models
 
-    if found_by(row.source):
-        return found_by(row.source)
+    if found_by(row.found_by):
+        return row.found_by
     layout = {arch_of(m): m for m in list_models()}.get(row.arch)
     if layout is not None:
         owner = recipe_owner(row.recipe, row.epochs)
@@ -108,7 +107,6 @@ def certified(row) -> bool:
 
 def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per task, architecture, epochs and training-set size; best mean accuracy first."""
-    from models import arch_of, list_models
 
     runs = runs.dropna(subset=["final_test_acc"])
     runs = runs.sort_values("timestamp").assign(recipe=runs.config.map(recipe_key))
@@ -124,7 +122,7 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
         mean_seconds=("seconds", "mean"),
         devices=("device_name", lambda s: "; ".join(sorted(set(map(str, s))))),
         seed_list=("seed", lambda s: " ".join(map(str, sorted(set(s))))),
-        source=("source", "last"),
+        source=("source", "last"), found_by=("found_by", "last"),
     ).join(accs).join(certificate(runs)).reset_index()
     for col in ["mean_test_acc", "std_test_acc", "min_test_acc", "max_test_acc",
                 "mean_max_test_acc", "fresh_mean_test_acc", "fresh_min_test_acc"]:
@@ -137,18 +135,19 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     board["model"] = [model if m is None else m if trained_with(m, r, e) else a
                       for a, r, e, model, m in zip(board.arch, board.recipe, board.epochs,
                                                    board.model, map(members.get, board.arch))]
+    # A promoted member's runs of its own recipe were found by its study's trial too.
+    board["found_by"] = [FOUND_BY.get(model) or found_by(f)
+                         for model, f in zip(board.model, board.found_by)]
     board = board.sort_values(["task", "mean_test_acc", "params"], ascending=[True, False, True])
     return board.reset_index(drop=True)
 
 
 
 
-def found_by(source) -> str | None:
-    """The study:trial a row's run confirmed (`search confirm`), None for any other run."""
-    from ..harness.results import CONFIRMED
-
-    source = str(source)
-    return source.removeprefix(CONFIRMED) if source.startswith(CONFIRMED) else None
+def found_by(value) -> str | None:
+    """A row's found_by (the study:trial of the search that found its network), None where it
+    has none (an empty CSV cell reads as NaN)."""
+    return value if isinstance(value, str) and value else None
 
 
 def zoo_task(task: str) -> bool:
@@ -220,6 +219,7 @@ def print_board(board: pd.DataFrame, console: Console | None = None) -> None:
         table.add_column(title, justify="left" if title in ("task", "model", "device")
                          else "right", overflow="fold")
     table.add_column("architecture", overflow="fold")
+    table.add_column("found by, or recipe", overflow="fold")  # tells one string's rows apart
     for _, r in board.iterrows():
         cells = []
         for _, key in cols:
@@ -227,7 +227,9 @@ def print_board(board: pd.DataFrame, console: Console | None = None) -> None:
             cells.append("-" if pd.isna(v) else f"{v:.2f}" if isinstance(v, float)
                          and key.endswith("acc") else f"{int(v):,}" if key == "params"
                          else str(v))
-        table.add_row(*cells, str(r["arch"]))
+        what = found_by(r.found_by) or (describe(r) if r.model == r.arch else
+                                        "its own recipe" if recipe_of(r.model) else "defaults")
+        table.add_row(*cells, str(r["arch"]), what)
     console = unwrapped(console)
     console.print(table)
     for role, r in champions(board).items():

@@ -17,9 +17,12 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from errors import UserError
+from models import arch_of, list_models
+from models.registry import SOURCES
 
 from ..harness.config import Config
 from ..tasks import get_task
+from .leaderboard import leaderboard, recipe_key, trained_with, zoo_task
 
 if TYPE_CHECKING:  # annotations only: --help must not import them
     import optuna
@@ -177,11 +180,9 @@ def _best_so_far(ax, study: optuna.Study, done: list, name: str) -> None:
 
 def params_vs_accuracy(results_dir: Path, out: Path) -> list[Path]:
     """The zoo's leaderboard as a picture: 20-epoch rows, and the peers at their own epochs."""
-    from models.registry import SOURCES
 
     from ..harness import results as results_mod
     from . import drawing as plots
-    from .leaderboard import leaderboard, zoo_task
 
     path = results_dir / "runs.csv"
     if not path.is_file():
@@ -202,13 +203,11 @@ def regenerate(results_dir: Path | None = None, out: Path | None = None,
     paths."""
     import torch
 
-    from models import arch_of, list_models
     from models.report import unwrapped
 
     from ..harness import results as results_mod
     from ..harness.data import DataError, load_mnist
     from . import drawing as plots
-    from .leaderboard import recipe_key, trained_with, zoo_task
 
     results_dir = Path(results_dir or results_mod.RESULTS_DIR)
     out = Path(out or results_dir / "plots")

@@ -18,6 +18,8 @@ from pathlib import Path
 from rich.console import Console
 
 from errors import UserError
+from models import recipe_of
+from models.registry import RECIPES
 
 from ..harness.cli import add_jobs_arg, distinct_seeds, parse_jobs
 from ..harness.config import Config, add_config_args, given
@@ -47,8 +49,6 @@ def training_config(args: argparse.Namespace, **extra) -> Config:
     """The Config the flags (and `extra`) give, over the recipe of --recipe's member, else of
     --model's when it is a promoted member (the training choices it was confirmed with), over
     the task's defaults."""
-    from models import recipe_of
-    from models.registry import RECIPES
 
     task = extra.pop("task", None) or getattr(args, "task", None) or "mnist"
     values = {**given(args, get_task(task).CONFIG), **extra}

@@ -41,9 +41,6 @@ from .columns import (  # noqa: F401  (COLUMNS, KINDS, NUMBERS: the results API)
 )
 
 RESULTS_DIR = Path(os.environ.get("NAS_RESULTS", "results"))
-# How a confirmed trial's row source begins, study:trial after it: `search confirm` writes it,
-# the leaderboard reads it back.
-CONFIRMED = "search confirm "
 
 
 def git_commit() -> str:
@@ -61,8 +58,9 @@ def git_commit() -> str:
 
 
 def make_row(cfg, result: dict, *, arch: str, family: str, params: int, macs: int,
-             source: str) -> dict:
-    """The result row: the whole Config (as JSON) plus what the run measured."""
+             source: str, found_by: str | None = None) -> dict:
+    """The result row: the whole Config (as JSON), what the run measured, the command that ran
+    it (`source`) and, for a search's trial tested by `search confirm`, its study:trial."""
     hist = result["history"]
     test = [r["test_acc"] for r in hist if "test_acc" in r]
     val = [r["val_acc"] for r in hist if "val_acc" in r]
@@ -79,7 +77,8 @@ def make_row(cfg, result: dict, *, arch: str, family: str, params: int, macs: in
         "test_top3_acc": result["test"]["top3"] if result.get("test") else None,
         "train_loss_per_epoch": json.dumps([r["train_loss"] for r in hist]),
         "seconds": result["seconds"], "images_per_second": result["images_per_second"],
-        "source": source, "torch_version": torch.__version__, "git_commit": git_commit(),
+        "source": source, "found_by": found_by, "torch_version": torch.__version__,
+        "git_commit": git_commit(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": json.dumps(asdict(cfg), sort_keys=True),
     }
