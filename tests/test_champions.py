@@ -52,7 +52,8 @@ def _runs(spec: dict) -> pd.DataFrame:
                              "params": params, "macs": 0, "epochs": 20, "seed": seed,
                              "train_images": 60_000, "final_test_acc": a, "max_test_acc": a,
                              "seconds": 1.0, "device_name": "cpu", "source": "benchmarks mnist",
-                             "found_by": None, "timestamp": f"2026-01-01T00:00:{i:02d}", "config": "{}"})
+                             "found_by": None, "timestamp": f"2026-01-01T00:00:{i:02d}",
+                             "config": "{}"})
     return pd.DataFrame(rows)
 
 
