@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from benchmarks.harness.config import Config, add_config_args, field_help, names
-from benchmarks.harness.data import load_mnist
 from benchmarks.harness.fast import fast_settings
 from benchmarks.harness.train import train
 from benchmarks.tasks import TASKS, get_task
+from benchmarks.tasks.mnist_files import load_mnist
 from models import create_model
 
 ARCH = "v8-v16-p-t8-v12-v16-v16-t10-gap|do0.05"  # has dropout, batch norm and a pool

@@ -16,13 +16,13 @@ from torch import nn
 import benchmarks.harness.train as train_mod
 from benchmarks.harness.batchnorm import ChannelsLastBatchNorm2d
 from benchmarks.harness.config import Config
-from benchmarks.harness.data import load_mnist
 from benchmarks.harness.fast import (
     RunDropout,
     fast_modules,
     put_back,
     training_process,
 )
+from benchmarks.tasks.mnist_files import load_mnist
 from models import create_model
 
 REPO = Path(__file__).resolve().parents[1]

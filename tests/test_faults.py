@@ -19,11 +19,12 @@ from conftest import REPO
 from safetensors import SafetensorError
 
 from benchmarks.__main__ import main
-from benchmarks.harness import checkpoint, data
+from benchmarks.harness import checkpoint
 from benchmarks.harness.checkpoint import commit_run, save_run
-from benchmarks.harness.data import DataError, verify_mnist
+from benchmarks.harness.data import DataError
 from benchmarks.harness.train import check_loss
-from benchmarks.tasks import hymenoptera
+from benchmarks.tasks import hymenoptera, mnist_files
+from benchmarks.tasks.mnist_files import verify_mnist
 from errors import DivergedError
 from models import build
 
@@ -283,6 +284,6 @@ def test_a_checkpoint_of_other_classes_is_refused_on_a_folder(hymenoptera_root, 
 def test_an_unreadable_mnist_file_is_named(mnist_root, monkeypatch):
     def denied(path, size, mtime):
         raise PermissionError(13, "Permission denied")
-    monkeypatch.setattr(data, "_md5", denied)
+    monkeypatch.setattr(mnist_files, "_md5", denied)
     with pytest.raises(DataError, match="MNIST file unreadable: .*train-images.*Permission"):
         verify_mnist(mnist_root)

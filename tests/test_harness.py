@@ -10,8 +10,8 @@ import pytest
 
 from benchmarks.__main__ import main
 from benchmarks.harness.config import Config
-from benchmarks.harness.data import MNIST_MD5
 from benchmarks.harness.results import COLUMNS
+from benchmarks.tasks.mnist_files import MNIST_MD5
 
 SMOKE = ["--epochs", "2", "--train-subset", "2000", "--batch-size", "64", "--test-subset", "500",
          "--progress", "false", "--device", "cpu"]

@@ -19,10 +19,10 @@ from benchmarks.commands import stepprofile
 from benchmarks.harness import data as data_mod
 from benchmarks.harness import fast as fast_mod
 from benchmarks.harness.config import Config
-from benchmarks.harness.data import load_mnist
 from benchmarks.harness.fast import RunDropout, fast_settings, geometric_mask
 from benchmarks.harness.runs import for_jobs, side_by_side
 from benchmarks.harness.train import evaluate, seeded, train
+from benchmarks.tasks.mnist_files import load_mnist
 from errors import UserError
 from models import create_model
 
@@ -349,7 +349,7 @@ FAULTS = """
 import resource, sys, torch
 from benchmarks.harness import fast
 from benchmarks.harness.config import Config
-from benchmarks.harness.data import load_mnist
+from benchmarks.tasks.mnist_files import load_mnist
 from benchmarks.harness.train import train
 from models import create_model
 if sys.argv[1] != "kept":  # glibc's defaults: the setting is process-wide, so one per process

@@ -11,10 +11,11 @@ from torch import nn
 
 from benchmarks.commands.evaluate import evaluate_checkpoint
 from benchmarks.harness.config import Config
-from benchmarks.harness.data import Split, augment, cutout_mask, load_mnist
+from benchmarks.harness.data import Split, augment, cutout_mask
 from benchmarks.harness.ema import WeightAverage
 from benchmarks.harness.train import train
 from benchmarks.tasks import mnist
+from benchmarks.tasks.mnist_files import load_mnist
 from benchmarks.tasks.run import run_one
 from models import create_model
 

@@ -206,7 +206,8 @@ def regenerate(results_dir: Path | None = None, out: Path | None = None,
     from models.report import unwrapped
 
     from ..harness import results as results_mod
-    from ..harness.data import DataError, load_mnist
+    from ..harness.data import DataError
+    from ..tasks.mnist_files import load_mnist
     from . import drawing as plots
 
     results_dir = Path(results_dir or results_mod.RESULTS_DIR)

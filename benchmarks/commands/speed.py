@@ -76,9 +76,9 @@ def measure(cfg: Config, steps: int, rounds: int, ablate=(), parallel: int = 1,
     in alternating rounds; `parts`: also the step's parts each way (part_timings, CPU)."""
     import torch
 
-    from ..harness.data import load_mnist, mnist_root, verify_mnist
     from ..harness.fast import fast_settings, keep_heap
     from ..harness.train import resolve_device
+    from ..tasks.mnist_files import load_mnist, mnist_root, verify_mnist
     from .contenders import (
         Contender,
         ablations,

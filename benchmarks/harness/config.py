@@ -162,16 +162,17 @@ class Config:
         kinds = _field_types(type(self))
         for f in fields(self):
             value = getattr(self, f.name)
-            why = _kind_problem(f, kinds[f.name], value) or _value_problem(f, value)
+            if not _is_kind(value, kinds[f.name]):  # a sidecar or a caller may hand over anything
+                raise UserError(f"invalid option: {f.name} must be {kinds[f.name].__name__} "
+                                f"(got {type(value).__name__} {_shown(value)})")
+            why = _kind_problem(f, value) or _value_problem(f, value)
             if why:
                 raise UserError(f"invalid option: {f.name} {why} (got {_shown(value)})")
 
 
-def _kind_problem(f: Field, kind: type, value) -> str:
+def _kind_problem(f: Field, value) -> str:
     """What every field of a kind must be, before its own check: numbers finite (NaN and
     infinities fail no comparison) and within what torch takes, paths that can be paths."""
-    if not _is_kind(value, kind):  # a sidecar or a caller may hand over anything
-        return f"must be {kind.__name__} (got {type(value).__name__})"
     if isinstance(value, bool):
         return ""
     if isinstance(value, float) and not math.isfinite(value):

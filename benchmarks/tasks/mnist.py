@@ -26,7 +26,7 @@ PICTURES = ("confusion", "misclassified")
 
 
 def load_data(cfg, device: torch.device, with_test: bool = True) -> Data:
-    from ..harness.data import load_mnist
+    from ..tasks.mnist_files import load_mnist
 
     return load_mnist(cfg, device, with_test=with_test)
 
