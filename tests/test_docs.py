@@ -47,7 +47,7 @@ def test_unknown_table_is_a_user_error(tmp_path, capsys):
 def test_ablation_table_compares_each_variant_with_its_parent_seed_by_seed(tmp_path):
     import json
 
-    from benchmarks.commands.docs import ablation_table
+    from benchmarks.commands.tables import ablation_table
 
     base = {"model": "a", "ema": 0.999, "scale": 0.0, "shear": 0.0, "val_split": 10000}
     variants = [({"ema": 0.0}, [99.40, 99.50]), ({}, [99.45, 99.52]),
@@ -85,7 +85,7 @@ def test_ablation_table_compares_each_variant_with_its_parent_seed_by_seed(tmp_p
 def test_trials_table_lists_trained_trials_best_first(tmp_path):
     import pandas as pd
 
-    from benchmarks.commands.docs import trials_table
+    from benchmarks.commands.tables import trials_table
 
     def trial(number, status, acc, params, epochs):
         return {"number": number, "status": status, "value_val_acc": acc,
@@ -101,7 +101,7 @@ def test_trials_table_lists_trained_trials_best_first(tmp_path):
 
 
 def test_ablation_reference_is_the_mode_and_a_sweeps_centre_on_a_tie():
-    from benchmarks.commands.docs import _reference
+    from benchmarks.commands.tables import _reference
 
     assert _reference([0.1, 0.05, 0.05, 0.025]) == 0.05
     assert _reference([0.1, 0.025, 0.0504]) == 0.0504  # each once: the middle value
@@ -120,7 +120,7 @@ def test_peers_table_splits_a_peers_runs_by_recipe(tmp_path):
     import dataclasses
     import json
 
-    from benchmarks.commands.docs import PEER_RECIPE, peers_table
+    from benchmarks.commands.tables import PEER_RECIPE, peers_table
     from benchmarks.harness.config import Config
     from models import arch_of, recipe_of
 

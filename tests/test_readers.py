@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.__main__ import main
-from benchmarks.commands import docs, leaderboard, plots
+from benchmarks.commands import leaderboard, plots, tables
 from benchmarks.harness.results import KINDS, ResultsError, read_runs
 from errors import UserError
 
@@ -60,8 +60,8 @@ def _err(capsys) -> str:
 
 def _docs_tables(results: Path) -> str:
     """Every docs table drawn from a runs CSV (here results/runs.csv, as ablation NAME too)."""
-    return "".join([docs.peers_table(results), docs.runs_table(results, "resnet_8k"),
-                    docs.ablation_table(results, "runs")])
+    return "".join([tables.peers_table(results), tables.runs_table(results, "resnet_8k"),
+                    tables.ablation_table(results, "runs")])
 
 
 # ---- the defects, one by one ----------------------------------------------------------------
@@ -89,7 +89,7 @@ def test_a_damaged_value_is_refused_by_every_reader(column, value, tmp_path, cap
     assert main(["plots", "--summary", "--results-dir", str(tmp_path)]) == 2
     assert named in _err(capsys)
     assert not (tmp_path / "plots").exists()
-    for table in (docs.peers_table, docs.runs_table, docs.ablation_table):
+    for table in (tables.peers_table, tables.runs_table, tables.ablation_table):
         with pytest.raises(ResultsError, match=named.replace("\\", "\\\\")):
             table(tmp_path, "runs")
 
@@ -226,6 +226,6 @@ def test_property_damaged_runs_are_read_or_refused_with_a_line(data):
             return
         _finite(board)
         plots.regenerate(results, summary=True)
-        text = _docs_tables(results) + docs.champions_table(results) + \
-            docs.leaderboard_table(results)
+        text = _docs_tables(results) + tables.champions_table(results) + \
+            tables.leaderboard_table(results)
         assert "inf" not in text.lower().replace("info", "") and "nan" not in text.lower()

@@ -1,0 +1,300 @@
+"""The generated tables of README.md and docs/ (`python -m benchmarks docs` fills them): each a
+function of the results folder and the table's argument, registered in TABLES. pandas is
+imported where a table reads a file: the command's --help needs none of it."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from models import list_models
+from models.registry import BUDGET, CLAIMS, FOUND_BY, SOURCES, arch_of
+
+from .leaderboard import TARGET, champions, describe, recipe_key, trained_with, zoo_task
+
+if TYPE_CHECKING:  # annotations only: --help must not import them
+    import pandas as pd
+
+
+def _md(header: list[str], rows: list[list], align: str = "") -> str:
+    align = align or "l" * len(header)
+    rule = ["---:" if a == "r" else "---" for a in align]
+    # An architecture string's '|' would end a Markdown cell: escape it.
+    lines = [header, rule, *[[str(c).replace("|", "\\|") for c in r] for r in rows]]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines) + "\n"
+
+
+def _pct(v) -> str:
+    import pandas as pd
+
+    return "-" if pd.isna(v) else f"{v:.2f}"
+
+
+def _proven(results: Path) -> pd.DataFrame:
+    """Leaderboard rows of MNIST, 20 epochs, all 60,000 training images, 5 seeds or more."""
+    import pandas as pd
+
+
+    board = pd.read_csv(results / "leaderboard.csv")
+    return board[board.task.map(zoo_task) & (board.epochs == 20)
+                 & (board.train_images == 60_000) & (board.seeds >= 5)]
+
+
+def champions_table(results: Path, _: str = "") -> str:
+    import pandas as pd
+
+
+
+    board = pd.read_csv(results / "leaderboard.csv")
+    rows = []
+    for role, r in champions(board).items():
+        if r is None:
+            if not role.endswith("pending"):
+                rows.append([role, "none yet", *[""] * 6])
+            continue
+        fresh = "not run" if not r.fresh_seeds else f"{r.fresh_at_target}/{r.fresh_seeds}"
+        rows.append([role, f"`{r.model}`", f"{int(r.params):,}",
+                     f"{r.chosen_at_target}/{r.chosen_seeds}", fresh,
+                     f"{_pct(r.fresh_mean_test_acc)} / {_pct(r.fresh_min_test_acc)}",
+                     f"{_pct(r.mean_test_acc)} / {_pct(r.min_test_acc)} ({int(r.runs)})",
+                     FOUND_BY.get(r.model) or ("hand-made" if r.model in list_models()
+                                               else describe(r))])
+    return _md(["champion", "zoo member", "params", f"seeds 1-10 at {TARGET}",
+                f"fresh seeds 11-20 at {TARGET}", "fresh mean / min",
+                "all runs: mean / min (runs)", "found by (study:trial)"], rows, "llrrrrrl")
+
+
+def leaderboard_table(results: Path, _: str = "") -> str:
+
+
+    board = _proven(results).sort_values(["params", "mean_test_acc"], ascending=[True, False],
+                                         kind="stable")  # a tie in size: best first
+    # A model not in the zoo is named by its string and what it is (leaderboard.describe).
+    rows = [[f"`{r.model}`" if r.model in list_models() else f"`{r.arch}` ({describe(r)})",
+             f"{int(r.params):,}",
+             r.seed_list, int(r.runs), _pct(r.mean_test_acc), _pct(r.min_test_acc),
+             "yes" if r.min_test_acc >= TARGET else "no"] for r in board.itertuples()]
+    return _md(["model", "params", "seeds", "runs", "mean", "min", "all >= 99.4"], rows,
+               "lrlrrrl")
+
+
+# The recipe every peer architecture is also trained with, to tell its architecture from its
+# recipe: the smallest champion's, at the protocol's 20 epochs.
+PEER_RECIPE = "nas_plain_5k"
+
+
+def peers_table(results: Path, _: str = "") -> str:
+    from models import count_params, create_model, recipe_of
+
+    from ..harness import results as results_mod
+
+    runs = results_mod.read_runs(results / "runs.csv")
+    runs = runs[runs.train_images == 60_000]
+    rows = []
+    counts = {name: count_params(create_model(name)) for name in SOURCES}  # built once each
+    for name in sorted(SOURCES, key=counts.get):
+        mine = runs[runs.arch == arch_of(name)]
+        keys = [recipe_key(c) for c in mine.config]
+        # .loc: a list of no booleans (a peer never run) must select no rows, not no columns.
+        own = [trained_with(name, k, e) for k, e in zip(keys, mine.epochs)]
+        accs = list(mine.loc[own].sort_values("seed").final_test_acc)
+        ours = mine.loc[[e == 20 and trained_with(PEER_RECIPE, k, e)
+                         for k, e in zip(keys, mine.epochs)]].final_test_acc
+        rows.append([f"`{name}`", f"{counts[name]:,}", SOURCES[name],
+                     CLAIMS.get(name, "-"), recipe_of(name).get("epochs", 20), len(accs),
+                     _pct(sum(accs) / len(accs)) if accs else "-",
+                     _pct(min(accs)) if accs else "-",
+                     f"{sum(a >= TARGET for a in accs)} of {len(accs)}",
+                     f"{_pct(ours.mean())}, {(ours >= TARGET).sum()} of {len(ours)}"
+                     if len(ours) else "-"])
+    return _md(["peer", "params", "source (GitHub repository, file)", "claimed (one run, test)",
+                "epochs", "seeds", "measured mean", "min", "seeds >= 99.4",
+                f"{PEER_RECIPE}'s recipe, 20 epochs: mean, >= 99.4"], rows, "lrllrrrrrr")
+
+
+def speed_table(results: Path, _: str = "") -> str:
+    """Each workload of results/speed.json (the headline first): every contender against the
+    classic loop, in wall time and in CPU time, with the CPU and precision each ran in."""
+    r = json.loads((results / "speed.json").read_text())
+    out = []
+    for w in r.get("workloads", [r]):
+        base = w["baseline"]
+        entries = [("classic PyTorch loop (baseline)", base), ("harness", w["harness"]),
+                   *w["others"].items()]
+        rows = [[name, e.get("precision", ""), f"{e['images_per_second']:,.0f}",
+                 f"{e['images_per_second'] / base['images_per_second']:.2f}x",
+                 f"{e['cpu_images_per_second'] / base['cpu_images_per_second']:.2f}x"
+                 if "cpu_images_per_second" in e else "-",
+                 " ".join(f"{v:,.0f}" for v in e["runs"])] for name, e in entries]
+        recipe = w["harness_settings"]
+        augment = ", ".join(f"{k} {v}" for k, v in recipe["augment"].items() if v)
+        out.append(f"**{w['model']}** ({w['params']:,} params), batch {w['batch_size']}"
+                   f"{', weight average ' + str(recipe['ema']) if recipe.get('ema') else ''}, "
+                   f"augmentation {augment}: {w['steps']} steps x {w['rounds']} rounds, "
+                   f"{w['device_name']}\n\n"
+                   + _md(["contender", "precision", "img/s (median)", "vs baseline",
+                          "vs baseline, CPU time", "each round"], rows, "llrrrl"))
+        if w.get("parts"):  # the step's parts timed alone, each way (contenders.part_timings)
+            rows = [[part, way, f"{us:,.1f}", f"{e['speedup'][way]:.2f}x"]
+                    for part, e in w["parts"].items() for way, us in e["us"].items()]
+            out.append(f"{w['model']}'s step, part by part (medians, one part at a time):\n\n"
+                       + _md(["part", "done as", "us per step", "speed-up"], rows, "llrr"))
+    return "\n".join(out) + (f"\ntorch {r['torch_version']}, commit {r['git_commit']}, "
+                             f"{r['timestamp']}; load average {r['loadavg']['start'][0]:.1f} "
+                             f"at the start.\n")
+
+
+def speed_profile_table(results: Path, _: str = "") -> str:
+    """results/speed-profile.json (benchmarks speed --profile): one step's parts."""
+    r = json.loads((results / "speed-profile.json").read_text())
+    rows = [[name, f"{us / 1e3:.3f}", f"{100 * r['shares'][name]:.1f}%"]
+            for name, us in r["parts_us"].items()]
+    return _md(["part of the step", "ms per step", "share"], rows, "lrr") + (
+        f"\n{r['model']}, batch {r['batch_size']}, {r['device_name']}: "
+        f"{r['step_us'] / 1e3:.2f} ms per step under the profiler, "
+        f"{r['step_us_unprofiled'] / 1e3:.2f} ms without it ({r['steps']} steps); torch "
+        f"{r['torch_version']}, commit {r['git_commit']}, {r['timestamp']}.\n")
+
+
+def studies_table(results: Path, _: str = "") -> str:
+    import optuna
+
+
+    rows = []
+    for db in sorted(results.glob("*.db")):
+        url = f"sqlite:///{db}"
+        for summary in optuna.get_all_study_summaries(url):
+            study = optuna.load_study(study_name=summary.study_name, storage=url)
+            trials = study.get_trials(deepcopy=False)
+            states = Counter(t.state.name.lower() for t in trials)
+            hours = sum((t.datetime_complete - t.datetime_start).total_seconds()
+                        for t in trials if t.datetime_complete and t.datetime_start) / 3600
+            settings = study.user_attrs.get("search", {})
+            rows.append([f"`{summary.study_name}`", db.name,
+                         f"{settings.get('budget', BUDGET):,}",
+                         settings.get("epochs", "-"), len(trials), states["complete"],
+                         states["pruned"], states["fail"] + states["running"], f"{hours:.1f}"])
+    return _md(["study", "database", "budget", "epochs", "trials", "trained to the end",
+                "pruned", "failed or cut off", "trial hours"], rows, "llrrrrrrr")
+
+
+def runs_table(results: Path, model: str) -> str:
+    """Every 20-epoch full-set run of one model (a zoo member: its architecture trained with its
+    own recipe, whatever name the row carries), grouped by the code and precision that ran it."""
+    import pandas as pd
+
+    from ..harness import results as results_mod
+
+    runs = results_mod.read_runs(results / "runs.csv")
+    runs = runs[(runs.epochs == 20) & (runs.train_images == 60_000)]
+    if model in list_models():
+        own = pd.Series([trained_with(model, recipe_key(c), e)
+                         for c, e in zip(runs.config, runs.epochs)], index=runs.index, dtype=bool)
+        runs = runs[(runs.arch == arch_of(model)) & own]
+    else:
+        runs = runs[runs.model == model]
+    if runs.empty:
+        return f"(no 20-epoch runs of {model} yet)\n"
+    runs = runs.assign(path=[_precision(d, json.loads(c))
+                             for d, c in zip(runs.device_name, runs.config)])
+    rows = []
+    for (commit, path), g in runs.groupby(["git_commit", "path"], sort=False):
+        g = g.sort_values("seed")
+        accs = [f"{s}: {a:.2f}" for s, a in zip(g.seed, g.final_test_acc)]
+        rows.append([f"`{commit}`", path, " ".join(accs), _pct(g.final_test_acc.mean()),
+                     f"{sum(g.final_test_acc >= TARGET)} of {len(g)}",
+                     f"{g.seconds.min():.0f}-{g.seconds.max():.0f}"])
+    return _md(["commit", "device and precision", "seed: test acc (epoch 20)", "mean",
+                ">= 99.4", "seconds"], rows, "lllrrr")
+
+
+def _precision(device_name: str, config: dict) -> str:
+    """'Intel(R) Xeon(R) Processor, bf16 autocast' from a row's device_name; rows from before
+    the precision was recorded there: what their Config asked for."""
+    parts = [p.strip() for p in str(device_name).split(",")]
+    kept = [p for p in parts if not p.endswith("threads") and p != "x86_64 cpu"]
+    if any("bf16" in p or "fp32" in p for p in kept):
+        return ", ".join(kept)
+    return (f"{config.get('amp', 'auto')} amp, channels_last "
+            f"{config.get('channels_last', 'auto')}")
+
+
+def _reference(values: list):
+    """The most common of `values`; on a tie, the middle of the tied ones in order (numbers by
+    value, the lower middle of an even count), e.g. 0.05 for 0.025, 0.05 and 0.1 once each."""
+    counts = Counter(json.dumps(v) for v in values)
+    tied = [json.loads(v) for v, n in counts.items() if n == max(counts.values())]
+
+    def number(v) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+    tied.sort(key=lambda v: (not number(v), v if number(v) else 0, json.dumps(v)))
+    return tied[(len(tied) - 1) // 2]
+
+
+def ablation_table(results: Path, name: str) -> str:
+    """One-factor-at-a-time runs (results/NAME.csv, e.g. experiments/recipe-6k.sh's): each
+    variant is the set of Config fields that differ from the most common settings; it is
+    compared, seed by seed, with its parent, the variant with the most of its changes and no
+    other. Validation accuracy only: this is how a recipe is chosen, and the test split must
+    not choose."""
+    from ..harness import results as results_mod
+
+    runs = results_mod.read_runs(results / f"{name or 'ablation'}.csv")
+    cfg = runs.config.map(json.loads)
+    # The reference: each field's most common value over the runs, so it does not depend on
+    # which run finished first; on a tie, the middle one (a sweep 0.025, 0.05, 0.1 is centred).
+    ref = {k: _reference([c.get(k) for c in cfg]) for k in cfg.iloc[0] if k != "seed"}
+    runs["changes"] = [tuple(sorted((k, v) for k, v in c.items() if k != "seed"
+                                    and ref.get(k) != v)) for c in cfg]
+    # Parents before children, then by name (JOBS > 1 finishes them out of order).
+    groups = sorted(runs.groupby("changes", sort=False), key=lambda g: (len(g[0]), g[0]))
+    accs = {ch: g.groupby("seed").final_val_acc.last() for ch, g in groups}  # a rerun: its last
+    rows = []
+    for changes, acc in accs.items():
+        # A variant that changes several fields at once (a schedule, a set of augmentations)
+        # is compared with the nearest run variant whose changes it all makes: the reference,
+        # unless a variant with some of them was run too.
+        parent = max((p for p in accs if set(p) < set(changes)), key=len, default=None)
+        diff, wins = "-", "-"
+        if parent is not None:
+            paired = (acc - accs[parent]).dropna()
+            diff = f"{paired.mean():+.3f}" if len(paired) else "-"
+            wins = f"{int((paired > 0).sum())} of {len(paired)}"
+        label = ", ".join(f"{k} {v}" for k, v in changes) or "reference: " + ", ".join(
+            f"{k} {ref[k]}" for k in sorted({k for ch in accs for k, _ in ch}))
+        rows.append([label, ", ".join(f"{k} {v}" for k, v in parent) or "reference"
+                     if parent is not None else "-", len(acc),
+                     " ".join(f"{s}: {_pct(a)}" for s, a in acc.sort_index().items()),
+                     _pct(acc.mean()), diff, wins])
+    # The footer names the model only where every run shares it (a variant may change it).
+    model = (f"`{runs.arch.iloc[0]}`" if runs.arch.nunique() == 1
+             else f"Reference model `{ref['model']}`")
+    images = int(runs.train_images.iloc[0])
+    return _md(["variant", "compared with", "seeds", "seed: val acc (final epoch)", "mean",
+                "paired change", "seeds better"], rows, "llrlrrl") + (
+        f"\n{model}, {int(runs.epochs.iloc[0])} epochs, trained on {images:,} images, "
+        f"validation on {int(cfg.iloc[0]['val_split']):,}; {runs.device_name.iloc[0]}.\n")
+
+
+def trials_table(results: Path, study: str) -> str:
+    """A study's trained trials, best validation accuracy first, from its exported CSV
+    (`python -m search export --study STUDY` writes results/STUDY-trials.csv)."""
+    import pandas as pd
+
+    trials = pd.read_csv(results / f"{study}-trials.csv")
+    trials = trials[trials.status.isin(["complete", "pruned"])]
+    trials = trials.sort_values(["value_val_acc", "user_attrs_params"], ascending=[False, True])
+    rows = [[int(t.number), f"`{t.user_attrs_arch}`", f"{int(t.user_attrs_params):,}",
+             len(json.loads(t.user_attrs_val_acc_per_epoch)), _pct(t.value_val_acc), t.status]
+            for t in trials.itertuples()]
+    return _md(["trial", "architecture", "params", "epochs", "val acc (last epoch)", "status"],
+               rows, "rlrrrl")
+
+
+TABLES: dict[str, Callable[[Path, str], str]] = {
+    "champions": champions_table, "leaderboard": leaderboard_table, "peers": peers_table,
+    "speed": speed_table, "speed-profile": speed_profile_table, "studies": studies_table,
+    "runs": runs_table, "ablation": ablation_table, "trials": trials_table}
