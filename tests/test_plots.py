@@ -19,7 +19,7 @@ from benchmarks.commands.drawing import (
     plot_zoo_curves,
 )
 from benchmarks.harness.config import Config
-from benchmarks.tasks import mnist
+from benchmarks.tasks import mnist, task_config
 from benchmarks.tasks.mnist import load_data
 from benchmarks.tasks.run import run_one
 from models import arch_of
@@ -87,10 +87,10 @@ def test_run_folders_are_kept_only_for_runs_with_weights(tiny_results):
 
 
 def test_zoo_curves_name_members_of_their_own_recipe(tmp_path, monkeypatch):
-    from benchmarks.commands import plots
+    from benchmarks.commands import drawing, plots
 
     drawn = []
-    monkeypatch.setattr(plots.plots, "plot_zoo_curves", lambda runs, path: drawn.extend(runs))
+    monkeypatch.setattr(drawing, "plot_zoo_curves", lambda runs, path: drawn.extend(runs))
     monkeypatch.setattr(plots, "benchmark_runs", lambda _: [
         {"task": "mnist", "epochs": 20, "seed": 2, "arch": arch_of("plain_7k"), "model": "x",
          "config": "{}", "stem": "a"},
@@ -175,8 +175,8 @@ def test_ants_bees_predictions_grid(hymenoptera_root, tmp_path):
     from benchmarks.tasks.hymenoptera import model_from_arch
     from benchmarks.tasks.images import load_image_splits
 
-    cfg = Config(task="hymenoptera", image_size=64, train_subset=2, test_subset=6, workers=0,
-                 data_root=str(hymenoptera_root), device="cpu")
+    cfg = task_config("hymenoptera", image_size=64, train_subset=2, test_subset=6, workers=0,
+                      data_root=str(hymenoptera_root), device="cpu")
     _, val = load_image_splits(cfg, torch.device("cpu"))
     torch.manual_seed(0)
     model = model_from_arch("resnet18-finetune-none")  # untrained: this tests the drawing

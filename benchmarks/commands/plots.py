@@ -56,10 +56,10 @@ def benchmark_runs(results_dir: Path) -> list[dict]:
 def run_plots(run: dict, out: Path, console: Console) -> list[Path]:
     """Curves for every run; confusion, mistakes and predictions for runs with weights."""
     from ..harness.data import DataError
-    from . import drawing as plots
+    from . import drawing
 
     folder = out / "runs" / run["stem"]
-    made = [plots.plot_curves(run, folder / "curves.png")]
+    made = [drawing.plot_curves(run, folder / "curves.png")]
     if not run.get("checkpoint"):
         return made
     try:
@@ -78,7 +78,7 @@ def _weights_plots(run: dict, folder: Path, console: Console, made: list[Path]) 
 
     from ..harness.train import evaluate
     from ..tasks.run import load_checkpoint
-    from . import drawing as plots
+    from . import drawing
     from .evaluate import load_split
 
     task = get_task(run["task"])
@@ -93,16 +93,16 @@ def _weights_plots(run: dict, folder: Path, console: Console, made: list[Path]) 
     for picture in task.PICTURES:
         path = folder / f"{picture}.png"
         if picture == "confusion" and recorded.get("confusion"):
-            made.append(plots.plot_confusion(recorded["confusion"], path, title, names))
+            made.append(drawing.plot_confusion(recorded["confusion"], path, title, names))
         elif picture == "misclassified":
             metrics = evaluate(model, split, cfg.eval_batch_size)
             if metrics["acc"] != recorded.get("acc", metrics["acc"]):
                 console.print(f"[yellow]warning:[/yellow] {run['checkpoint']}: test accuracy "
                               f"{metrics['acc']} differs from the recorded {recorded['acc']}")
-            made.append(plots.plot_misclassified(model, split, path, title,
+            made.append(drawing.plot_misclassified(model, split, path, title,
                                                  batch_size=cfg.eval_batch_size))
         elif picture == "predictions":
-            made.append(plots.plot_image_predictions(model, split, path, title))
+            made.append(drawing.plot_image_predictions(model, split, path, title))
 
 
 def _target(i: int):
@@ -125,7 +125,7 @@ def study_plots(storage: str, out: Path, prefix: str, console: Console) -> list[
     from optuna.search_space import intersection_search_space
     from optuna.trial import TrialState
 
-    from . import drawing as plots
+    from . import drawing
 
     made = []
     for name in optuna.get_all_study_names(storage):
@@ -161,7 +161,7 @@ def study_plots(storage: str, out: Path, prefix: str, console: Console) -> list[
                 _best_so_far(ax, study, done, names[0])
             if kind == "importances":  # one readable row per parameter (the space has many)
                 fig.set_size_inches(8, max(4.0, 0.22 * len(ax.get_yticks()) + 1.5))
-            made.append(plots._save(fig, out / f"{stem}-{kind}.png"))
+            made.append(drawing._save(fig, out / f"{stem}-{kind}.png"))
     return made
 
 
@@ -182,7 +182,7 @@ def params_vs_accuracy(results_dir: Path, out: Path) -> list[Path]:
     """The zoo's leaderboard as a picture: 20-epoch rows, and the peers at their own epochs."""
 
     from ..harness import results as results_mod
-    from . import drawing as plots
+    from . import drawing
 
     path = results_dir / "runs.csv"
     if not path.is_file():
@@ -193,7 +193,7 @@ def params_vs_accuracy(results_dir: Path, out: Path) -> list[Path]:
                   & ((board.epochs == 20) | board.model.isin(peers))]
     if not len(board):
         return []
-    return [plots.plot_params_vs_accuracy(board, out / "mnist-params-vs-accuracy.png",
+    return [drawing.plot_params_vs_accuracy(board, out / "mnist-params-vs-accuracy.png",
                                           peers=peers)]
 
 
@@ -208,7 +208,7 @@ def regenerate(results_dir: Path | None = None, out: Path | None = None,
     from ..harness import results as results_mod
     from ..harness.data import DataError
     from ..tasks.mnist_files import load_mnist
-    from . import drawing as plots
+    from . import drawing
 
     results_dir = Path(results_dir or results_mod.RESULTS_DIR)
     out = Path(out or results_dir / "plots")
@@ -234,13 +234,13 @@ def regenerate(results_dir: Path | None = None, out: Path | None = None,
                 member, recipe_key(r["config"]), int(r["epochs"])):
             first.setdefault(member, {**r, "model": member})
     if first:
-        made.append(plots.plot_zoo_curves(list(first.values()), out / "zoo-curves.png"))
+        made.append(drawing.plot_zoo_curves(list(first.values()), out / "zoo-curves.png"))
     made += params_vs_accuracy(results_dir, out)
     # Augmentation as the default Config trains: on CPU, a few training digits.
     cfg = Config(device="cpu", train_subset=16, progress=False)
     try:
         train = load_mnist(cfg, torch.device("cpu"), False).train
-        made.append(plots.plot_augmentation(train, cfg, out / "mnist-augmentation.png"))
+        made.append(drawing.plot_augmentation(train, cfg, out / "mnist-augmentation.png"))
     except DataError as e:
         console.print(f"[yellow]skipped[/yellow] the augmentation grid: {e}", highlight=False)
     dbs = sorted(results_dir.glob("*.db"))
