@@ -17,7 +17,7 @@ from torch import nn
 
 from benchmarks.harness.config import Config
 from benchmarks.harness.fast import fast_settings
-from benchmarks.harness.runs import stop_hook
+from benchmarks.harness.runs import signals_held, stop_hook
 from benchmarks.harness.train import device_name, resolve_device, seeded
 from benchmarks.tasks import get_task
 from benchmarks.tasks.run import run_one
@@ -109,15 +109,21 @@ class Objective:
         def on_epoch(epoch: int, record: dict) -> None:
             check_stop(epoch, record)
             curve.append(record["val_acc"])
-            trial.set_user_attr("val_acc_per_epoch", curve)
+            # A Ctrl-C inside a storage write could leave its transaction (and SQLite's lock)
+            # open, and the writes that fail and requeue the trial would wait on it: it is
+            # delivered once the writes are done.
+            with signals_held():
+                trial.set_user_attr("val_acc_per_epoch", curve)
+                # Optuna prunes single-objective studies only. Pruning saves the epochs still
+                # to come; a trial that trained them all has its value, and completes (a
+                # one-epoch study would otherwise prune some).
+                if not self.pareto:
+                    trial.report(record["val_acc"], epoch)
+                prune = not self.pareto and epoch < cfg.epochs and trial.should_prune()
             if self.reporter:
                 self.reporter.epoch(trial.number, epoch, record["val_acc"], record["seconds"])
-            if not self.pareto:  # Optuna prunes single-objective studies only
-                trial.report(record["val_acc"], epoch)
-                # Pruning saves the epochs still to come; a trial that trained them all has
-                # its value, and completes (a one-epoch study would otherwise prune some).
-                if epoch < cfg.epochs and trial.should_prune():
-                    raise optuna.TrialPruned(f"val acc {record['val_acc']:.2f}% at epoch {epoch}")
+            if prune:
+                raise optuna.TrialPruned(f"val acc {record['val_acc']:.2f}% at epoch {epoch}")
 
         status, reason = "failed", None
         self.running.add(trial.number)
@@ -140,12 +146,13 @@ class Objective:
         finally:
             if status != "interrupted":
                 self.running.discard(trial.number)
-            trial.set_user_attr("status", status)
-            if reason:
-                trial.set_user_attr("reason", reason)
-            trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))
-            trial.set_user_attr("device", self.device.type)
-            trial.set_user_attr("device_name", device_name(self.device,
-                                                           fast_settings(cfg, self.device)))
+            with signals_held():
+                trial.set_user_attr("status", status)
+                if reason:
+                    trial.set_user_attr("reason", reason)
+                trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))
+                trial.set_user_attr("device", self.device.type)
+                trial.set_user_attr("device_name", device_name(self.device,
+                                                               fast_settings(cfg, self.device)))
         acc = trial.user_attrs["val_acc_per_epoch"][-1]  # the row's final_val_acc
         return (acc, params) if self.pareto else acc
