@@ -32,8 +32,8 @@ def query(model_or_arch: str, results: Path | str | None = None, **filters):
 
     import pandas as pd
 
-    from .commands.leaderboard import found_by, recipe_key, trained_with
-    from .harness.results import read_checked, runs_path
+    from .commands.leaderboard import recipe_key, trained_with
+    from .harness.results import found_by, read_checked, runs_path
 
     path = Path(results) if results is not None else runs_path()
     if path.is_dir():
@@ -51,7 +51,7 @@ def query(model_or_arch: str, results: Path | str | None = None, **filters):
         key = recipe_key(row.config)
         member = next((m for m in list_models() if m in FOUND_BY and arch_of(m) == arch
                        and trained_with(m, key, row.epochs)), None)
-        return FOUND_BY[member] if member else found_by(row.found_by)
+        return FOUND_BY[member] if member else found_by(row.source)
 
     rows = list(runs.itertuples(index=False))
     column = lambda values: pd.Series(values, index=runs.index, dtype=object)  # noqa: E731 (None stays None)

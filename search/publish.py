@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.harness.config import Config
-from benchmarks.harness.results import check_target
+from benchmarks.harness.results import CONFIRMED, check_target
 from benchmarks.harness.runs import for_jobs, resolve_jobs, side_by_side, stop_hook
 from benchmarks.harness.train import resolve_device
 from benchmarks.tasks import get_task, task_config
@@ -95,8 +95,8 @@ def confirm(study: optuna.Study, top: int, seeds: list[int], overrides: dict,
     def run(pair, stop) -> dict:
         t, seed = pair
         cfg = dataclasses.replace(base, **replay(t.params, base.task), seed=seed)
-        row = run_one(task, cfg, data, source="search confirm",
-                      found_by=f"{study.study_name}:{t.number}", results=results,
+        row = run_one(task, cfg, data, source=f"{CONFIRMED}{study.study_name}:{t.number}",
+                      results=results,
                       on_epoch=stop_hook(stop, console if n_jobs > 1 else None,
                                          f"trial {t.number} seed {seed}"))
         console.print(f"trial {t.number} seed {seed}: test {row['final_test_acc']:.2f}%  "

@@ -52,8 +52,7 @@ def _runs(spec: dict) -> pd.DataFrame:
                              "params": params, "macs": 0, "epochs": 20, "seed": seed,
                              "train_images": 60_000, "final_test_acc": a, "max_test_acc": a,
                              "seconds": 1.0, "device_name": "cpu", "source": "benchmarks mnist",
-                             "found_by": None, "timestamp": f"2026-01-01T00:00:{i:02d}",
-                             "config": "{}"})
+                             "timestamp": f"2026-01-01T00:00:{i:02d}", "config": "{}"})
     return pd.DataFrame(rows)
 
 
@@ -95,7 +94,7 @@ def test_member_is_its_trial(name):
 @pytest.mark.parametrize("name", sorted(FOUND_BY))
 def test_member_was_confirmed_on_five_seeds(name):
     runs = pd.read_csv(RESULTS / "runs.csv")
-    mine = runs[(runs.found_by == FOUND_BY[name]) & (runs.epochs == 20)
+    mine = runs[(runs.source == f"search confirm {FOUND_BY[name]}") & (runs.epochs == 20)
                 & (runs.train_images == 60_000)]
     assert set(mine.arch) == {arch_of(name)}
     assert mine.seed.nunique() >= 5
@@ -187,7 +186,7 @@ def test_one_architecture_trained_two_ways_is_two_rows_and_the_name_goes_to_its_
                 "model": arch_of(name), "family": "plain", "params": 9522, "macs": 1,
                 "seed": seed, "final_test_acc": acc, "max_test_acc": acc, "seconds": 1.0,
                 "device_name": "cpu", "timestamp": f"2026-01-0{seed}", "source": "s",
-                "found_by": None, "config": json.dumps({**config, "seed": seed, "threads": seed})}
+                "config": json.dumps({**config, "seed": seed, "threads": seed})}
     runs = pd.DataFrame([row(own, 1, 99.5), row(own, 2, 99.4), row(other, 1, 99.0)])
     runs.loc[0, "timestamp"] = "2026-01-09"  # seed 1 ran last: test_accs is in seed order
     board = leaderboard(runs).set_index("runs")
@@ -213,8 +212,7 @@ def test_a_members_layout_with_another_members_recipe_is_named_by_both():
                 "train_images": 60_000, "model": peer, "family": "handmade", "params": 5797,
                 "macs": 1, "seed": seed, "final_test_acc": 99.4, "max_test_acc": 99.4,
                 "seconds": 1.0, "device_name": "cpu", "timestamp": f"2026-01-0{seed}",
-                "source": "benchmarks mnist", "found_by": None,
-                "config": json.dumps(dataclasses.asdict(cfg))}
+                "source": "benchmarks mnist", "config": json.dumps(dataclasses.asdict(cfg))}
     # Its own recipe (15 epochs); the champion's at 20 epochs; its own recipe at 20 epochs.
     runs = pd.DataFrame([row(1, **recipe_of(peer)), row(2, **recipe_of(recipe), epochs=20),
                          row(3, **{**recipe_of(peer), "epochs": 20})])

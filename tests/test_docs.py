@@ -109,11 +109,11 @@ def test_ablation_reference_is_the_mode_and_a_sweeps_centre_on_a_tie():
     assert _reference(["cos", "linear", None, 3]) == "cos"  # numbers first, then by text
 
 
-def test_found_by_is_a_study_trial_or_none():
-    from benchmarks.commands.leaderboard import found_by
+def test_found_by_reads_the_confirmed_trial_from_a_row_source():
+    from benchmarks.harness.results import found_by
 
-    assert found_by("mnist-under4k:0") == "mnist-under4k:0"
-    assert found_by("") is None and found_by(float("nan")) is None  # an empty cell reads NaN
+    assert found_by("search confirm mnist-under4k:0") == "mnist-under4k:0"
+    assert found_by("benchmarks mnist") is None and found_by(float("nan")) is None
 
 
 def test_peers_table_splits_a_peers_runs_by_recipe(tmp_path):

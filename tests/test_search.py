@@ -170,8 +170,7 @@ def test_confirm_appends_test_rows(tiny_study, results_dir, mnist_root, capsys):
     assert sorted(r["seed"] for r in rows) == ["1", "2"]  # two at a time: either may end first
     assert "2 runs at a time" in capsys.readouterr().out
     for r in rows:
-        assert (r["source"], r["found_by"]) == ("search confirm",
-                                                f"mnist-accuracy:{best.number}")
+        assert r["source"] == f"search confirm mnist-accuracy:{best.number}"
         assert r["arch"] == best.user_attrs["arch"] and int(r["params"]) <= BUDGET
         assert r["test_images"] == "200" and 0 <= float(r["final_test_acc"]) <= 100
         assert json.loads(r["config"])["val_split"] == 0  # the whole training set
@@ -272,8 +271,8 @@ def test_confirm_named_trials_only_completed(tiny_study, results_dir, mnist_root
                "--test-subset", 200, "--data-root", mnist_root) == 0
     with open(results_dir / "runs.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["source"], r["found_by"], r["seed"]) for r in rows] == [
-        ("search confirm", f"mnist-accuracy:{worst.number}", "3")]
+    assert [(r["source"], r["seed"]) for r in rows] == [
+        (f"search confirm mnist-accuracy:{worst.number}", "3")]
     other = next((t for t in trials if t.state != optuna.trial.TrialState.COMPLETE), None)
     for number in [len(trials) + 5] + ([other.number] if other else []):
         assert run("confirm", "--study", "mnist-accuracy", "--storage", url, "--trials",

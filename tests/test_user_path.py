@@ -70,7 +70,7 @@ def test_search_commands_name_their_storage_and_hints_run_as_printed(mnist_root,
                      "--top", 1, "--results", rows, *TINY, "--data-root", mnist_root,
                      tmp_path=tmp_path)
     (row,) = csv.DictReader(open(rows))
-    assert lines[0] == reading and row["found_by"] == "mnist-accuracy:0"
+    assert lines[0] == reading and row["source"] == "search confirm mnist-accuracy:0"
     assert_whole([arch_of("plain_4k")], lines)
     assert not (tmp_path / "results" / "runs.csv").exists()  # nothing went to the default file
     lines, _ = piped("search", "export", "--storage", url, "--study", "mnist-accuracy",

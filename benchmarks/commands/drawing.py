@@ -31,8 +31,9 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from ..harness.data import MEAN, STD, Split  # noqa: E402
+from ..harness.results import found_by  # noqa: E402
 from .labels import label_points  # noqa: E402
-from .leaderboard import describe, found_by  # noqa: E402
+from .leaderboard import describe  # noqa: E402
 
 DPI = 100  # the PNGs are committed: keep them small
 
@@ -259,7 +260,7 @@ def _point_name(row) -> str:
         return str(row.model)
     if hasattr(row, "recipe"):  # a leaderboard row: describe() tries the study trial first
         return describe(row)
-    return found_by(getattr(row, "found_by", None)) or "unnamed"
+    return found_by(getattr(row, "source", "")) or "unnamed"
 
 
 @torch.no_grad()

@@ -61,7 +61,7 @@ def describe(row) -> str:
     """What a leaderboard row that is no zoo member is: the study:trial a search confirmed, a
     member's architecture with another member's recipe, or the command that ran it."""
 
-    if found_by(row.found_by):
+    if trial_of(row.found_by):
         return row.found_by
     layout = {arch_of(m): m for m in list_models()}.get(row.arch)
     if layout is not None:
@@ -107,6 +107,7 @@ def certified(row) -> bool:
 
 def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per task, architecture, epochs and training-set size; best mean accuracy first."""
+    from ..harness.results import found_by as confirmed
 
     runs = runs.dropna(subset=["final_test_acc"])
     runs = runs.sort_values("timestamp").assign(recipe=runs.config.map(recipe_key))
@@ -122,7 +123,9 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
         mean_seconds=("seconds", "mean"),
         devices=("device_name", lambda s: "; ".join(sorted(set(map(str, s))))),
         seed_list=("seed", lambda s: " ".join(map(str, sorted(set(s))))),
-        source=("source", "last"), found_by=("found_by", "last"),
+        source=("source", "last"),
+        found_by=("source", lambda s: next(filter(None, map(confirmed, reversed(list(s)))),
+                                           None)),  # the latest run `search confirm` made
     ).join(accs).join(certificate(runs)).reset_index()
     for col in ["mean_test_acc", "std_test_acc", "min_test_acc", "max_test_acc",
                 "mean_max_test_acc", "fresh_mean_test_acc", "fresh_min_test_acc"]:
@@ -136,7 +139,7 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
                       for a, r, e, model, m in zip(board.arch, board.recipe, board.epochs,
                                                    board.model, map(members.get, board.arch))]
     # A promoted member's runs of its own recipe were found by its study's trial too.
-    board["found_by"] = [FOUND_BY.get(model) or found_by(f)
+    board["found_by"] = [FOUND_BY.get(model) or f
                          for model, f in zip(board.model, board.found_by)]
     board = board.sort_values(["task", "mean_test_acc", "params"], ascending=[True, False, True])
     return board.reset_index(drop=True)
@@ -144,9 +147,9 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 
-def found_by(value) -> str | None:
-    """A row's found_by (the study:trial of the search that found its network), None where it
-    has none (an empty CSV cell reads as NaN)."""
+def trial_of(value) -> str | None:
+    """A leaderboard row's found_by (the study:trial of the search that found its network),
+    None where it has none (an empty CSV cell reads as NaN)."""
     return value if isinstance(value, str) and value else None
 
 
@@ -227,7 +230,7 @@ def print_board(board: pd.DataFrame, console: Console | None = None) -> None:
             cells.append("-" if pd.isna(v) else f"{v:.2f}" if isinstance(v, float)
                          and key.endswith("acc") else f"{int(v):,}" if key == "params"
                          else str(v))
-        what = found_by(r.found_by) or (describe(r) if r.model == r.arch else
+        what = trial_of(r.found_by) or (describe(r) if r.model == r.arch else
                                         "its own recipe" if recipe_of(r.model) else "defaults")
         table.add_row(*cells, str(r["arch"]), what)
     console = unwrapped(console)

@@ -32,8 +32,8 @@ KINDS = {
     "test_acc_per_epoch": "percents", "final_val_acc": "percent?", "max_val_acc": "percent?",
     "val_acc_per_epoch": "percents", "test_top3_acc": "percent?",
     "train_loss_per_epoch": "amounts", "seconds": "amount", "images_per_second": "amount",
-    "source": "text", "found_by": "text?", "torch_version": "text", "git_commit": "text",
-    "timestamp": "text", "config": "object",
+    "source": "text", "torch_version": "text", "git_commit": "text", "timestamp": "text",
+    "config": "object",
 }
 COLUMNS = list(KINDS)
 

@@ -58,9 +58,9 @@ def git_commit() -> str:
 
 
 def make_row(cfg, result: dict, *, arch: str, family: str, params: int, macs: int,
-             source: str, found_by: str | None = None) -> dict:
-    """The result row: the whole Config (as JSON), what the run measured, the command that ran
-    it (`source`) and, for a search's trial tested by `search confirm`, its study:trial."""
+             source: str) -> dict:
+    """The result row: the whole Config (as JSON), what the run measured, and what ran it
+    (`source`: the command; for a trial tested by `search confirm`, CONFIRMED + study:trial)."""
     hist = result["history"]
     test = [r["test_acc"] for r in hist if "test_acc" in r]
     val = [r["val_acc"] for r in hist if "val_acc" in r]
@@ -77,11 +77,21 @@ def make_row(cfg, result: dict, *, arch: str, family: str, params: int, macs: in
         "test_top3_acc": result["test"]["top3"] if result.get("test") else None,
         "train_loss_per_epoch": json.dumps([r["train_loss"] for r in hist]),
         "seconds": result["seconds"], "images_per_second": result["images_per_second"],
-        "source": source, "found_by": found_by, "torch_version": torch.__version__,
-        "git_commit": git_commit(),
+        "source": source, "torch_version": torch.__version__, "git_commit": git_commit(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": json.dumps(asdict(cfg), sort_keys=True),
     }
+
+
+# How a confirmed trial's row source begins, study:trial after it. The runs CSV is append-only,
+# so provenance stays in the column every row already has; found_by reads it back.
+CONFIRMED = "search confirm "
+
+
+def found_by(source) -> str | None:
+    """The study:trial a row's run confirmed (`search confirm`), None for any other run."""
+    source = str(source)
+    return source.removeprefix(CONFIRMED) if source.startswith(CONFIRMED) else None
 
 
 def runs_path(path: Path | str | None = None) -> Path:

@@ -27,7 +27,7 @@ from .train import train
 
 def train_and_record(cfg, data, model, *, family: str, params: int, macs: int,
                      results: Path | None | bool = None, source: str,
-                     found_by: str | None = None, on_epoch=None) -> dict:
+                     on_epoch=None) -> dict:
     """Train `model`; unless results is False, save its weights and append its row.
 
     Nothing is written if training raises (a failed run leaves no partial row), and a run
@@ -41,7 +41,7 @@ def train_and_record(cfg, data, model, *, family: str, params: int, macs: int,
     result["train_images"] = len(data.train)
     result["test_images"] = len(data.test) if data.test is not None else None
     row = make_row(cfg, result, arch=model.arch, family=family, params=params, macs=macs,
-                   source=source, found_by=found_by)
+                   source=source)
     row["_result"] = result  # for callers (checkpoints, reports); never written to the CSV
     row["_model"] = model
     if results is not False:

@@ -22,8 +22,7 @@ def load_checkpoint(path: Path | str, device: torch.device | str = "cpu"):
 
 
 def run_one(task: Task, cfg, data: Data, *, results: Path | None | bool = None,
-            source: str | None = None, found_by: str | None = None, on_epoch=None,
-            model: nn.Module | None = None,
+            source: str | None = None, on_epoch=None, model: nn.Module | None = None,
             stats: dict | None = None) -> dict:
     """Train one seed of `task` and (unless results is False) append its row.
 
@@ -35,7 +34,6 @@ def run_one(task: Task, cfg, data: Data, *, results: Path | None | bool = None,
     stats = stats or task.profile(model, cfg)
     row = train_and_record(cfg, data, model, family=stats["family"], params=stats["params"],
                            macs=stats["macs"], results=results,
-                           source=source or f"benchmarks {task.NAME}", found_by=found_by,
-                           on_epoch=on_epoch)
+                           source=source or f"benchmarks {task.NAME}", on_epoch=on_epoch)
     row["trainable_params"] = stats["trainable"]  # not a CSV column; the console shows it
     return row
