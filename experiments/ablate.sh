@@ -5,6 +5,8 @@
 #   usage: BASE="--model ARCH --lr ..." RESULTS=results/x.csv SEEDS="1 2 3" \
 #          experiments/ablate.sh "VARIANT FLAGS" ...
 #   JOBS=2 runs at a time; EXTRA="--epochs 1 --train-subset 500" appends flags, for a quick try.
+# Resumable: a run whose row is already in $RESULTS is skipped (--resume), so the same command
+# goes on where an interrupted one stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -16,7 +18,7 @@ for seed in ${SEEDS:-1 2 3}; do
     while (( $(jobs -rp | wc -l) >= ${JOBS:-2} )); do wait -n || failed=1; done
     read -ra flags <<< "$variant"
     "$PY" -m benchmarks mnist "${base[@]}" --results "$RESULTS" --seeds "$seed" \
-      "${flags[@]}" "${extra[@]}" &
+      --resume "${flags[@]}" "${extra[@]}" &
   done
 done
 while (( $(jobs -rp | wc -l) > 0 )); do wait -n || failed=1; done

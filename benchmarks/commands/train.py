@@ -32,6 +32,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p = sub.add_parser(name, help=task.HELP, description=f"{task.HELP}. {__doc__}")
         p.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 1")
         add_jobs_arg(p, "seeds")
+        p.add_argument("--resume", action="store_true",
+                       help="skip every seed that already has a row in --results with the same "
+                            "task, model, recipe and scope settings: a long script, run again, "
+                            "goes on where it stopped")
         p.add_argument("--results", type=Path, default=None,
                        help="runs CSV to append to (default: results/runs.csv or $NAS_RESULTS)")
         if task.ZOO:
@@ -63,7 +67,7 @@ def training_config(args: argparse.Namespace, **extra) -> Config:
 def main(args: argparse.Namespace) -> int:
     from models.report import unwrapped
 
-    from ..harness.results import check_target
+    from ..harness.results import check_target, runs_path, seeds_done
     from ..harness.runs import for_jobs, resolve_jobs, side_by_side, stop_hook
     from ..harness.train import resolve_device
     from ..tasks.run import run_one
@@ -76,6 +80,13 @@ def main(args: argparse.Namespace) -> int:
         dataclasses.replace(base, seed=seed)
     jobs = parse_jobs(args.jobs)
     check_target(args.results)  # a runs CSV that cannot take a row fails before any work
+    if args.resume:
+        done = seeds_done(base, args.results)
+        if skipped := [s for s in seeds if s in done]:
+            console.print(f"seeds {skipped} already have rows in {runs_path(args.results)}: "
+                          "skipped", soft_wrap=True)
+        if not (seeds := [s for s in seeds if s not in done]):
+            return 0  # a runs CSV that cannot take a row fails before any work
     what = task.preflight(base)  # so do a model or weights that cannot be had
     device = resolve_device(base.device)
     jobs = min(resolve_jobs(jobs, device), len(seeds))

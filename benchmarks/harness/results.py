@@ -23,7 +23,7 @@ import io
 import json
 import os
 import subprocess
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from .columns import (  # noqa: F401  (COLUMNS, KINDS, NUMBERS: the results API)
     parse,
     value_of,
 )
+from .config import RECIPE, SCOPE
 
 RESULTS_DIR = Path(os.environ.get("NAS_RESULTS", "results"))
 
@@ -143,6 +144,23 @@ def read_runs(path: Path | str | None = None) -> pd.DataFrame:
     if header is None:
         raise ResultsError(f"{path} is empty (0 bytes): no header line and no runs")
     return frame(header, rows)
+
+
+def seeds_done(cfg, path: Path | str | None = None) -> set[int]:
+    """The seeds that already have a row in the runs CSV for `cfg`'s run: the same value of
+    every recipe and scope field but the seed (a field a row predates counts at its default).
+    Where it ran (device, threads, precision) does not matter; a missing file holds none."""
+    path = runs_path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return set()
+    keys = [f for f in fields(cfg) if f.name != "seed"
+            and f.metadata.get("concern") in (RECIPE, SCOPE)]
+    done = set()
+    for text in read_runs(path)["config"]:
+        ran = json.loads(text)
+        if all(ran.get(f.name, f.default) == getattr(cfg, f.name) for f in keys):
+            done.add(ran["seed"])
+    return done
 
 
 def check_target(path: Path | str | None = None) -> Path:
