@@ -46,6 +46,30 @@ def test_each_script_trains_exactly_the_recipes_of_its_committed_rows(tmp_path, 
     assert {c["threads"] for c in cfg} == {1}
 
 
+def test_a_script_run_again_trains_only_what_has_no_row(tmp_path, mnist_root):
+    """ablate.sh passes --resume: a second run of the same script skips every (variant, seed)
+    with a row, and a seed added later is the only one trained."""
+    results = tmp_path / "a.csv"
+    env = {**os.environ, "RESULTS": str(results), "PY": sys.executable, "JOBS": "1",
+           "BASE": f"--model plain_4k {TINY} --threads 1 --progress false",
+           "MNIST_ROOT": str(mnist_root)}
+
+    def script(seeds: str) -> subprocess.CompletedProcess:
+        done = subprocess.run(["bash", str(ROOT / "experiments/ablate.sh"), "", "--lr 0.1"],
+                              env={**env, "SEEDS": seeds}, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    script("1")
+    first = results.read_bytes()
+    assert "skipped" in script("1").stdout and results.read_bytes() == first
+    script("1 2")
+    runs = pd.read_csv(results)
+    assert sorted(zip(runs.seed, runs.config.map(lambda c: json.loads(c)["lr"]))) == \
+        [(1, 0.05), (1, 0.1), (2, 0.05), (2, 0.1)]
+
+
 def test_a_failed_run_fails_the_script(tmp_path):
     env = {**os.environ, "RESULTS": str(tmp_path / "a.csv"), "BASE": "--model nope",
            "PY": sys.executable, "SEEDS": "1"}
