@@ -156,17 +156,17 @@ def test_fused_sgd_makes_the_per_tensor_update(tiny):
         assert (a - b).abs().max().item() <= sum_tol(steps) * scale
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_the_cpu_precision_and_batch_norm_follow_the_thread_count(threads):
-    """One thread (a trial of search run --jobs): fp32 and torch's batch norm, which measured
-    faster there; several: bf16 where native and the wide-row batch norm. Asked for, either
-    is what it says at any thread count."""
+@pytest.mark.parametrize("threads, batch", [(1, 32), (1, 128), (2, 32), (2, 64), (2, 128)])
+def test_the_cpu_batch_norm_follows_threads_and_batch_and_precision_is_fp32(threads, batch):
+    """On CPU "auto" trains in fp32, and uses the wide-row batch norm only with several
+    threads and batches of 128 or more, where it measured faster. Asked for, either is what
+    it says at any thread count and batch."""
     cpu = torch.device("cpu")
-    auto = fast_settings(Config(threads=threads), cpu)
-    several = threads > 1
-    assert auto.fast_batchnorm == several
-    assert bool(auto.amp) == (several and fast_mod.native_bf16(cpu))
-    forced = fast_settings(Config(threads=threads, amp="bf16", fast_batchnorm="on"), cpu)
+    auto = fast_settings(Config(threads=threads, batch_size=batch), cpu)
+    assert auto.fast_batchnorm == (threads > 1 and batch >= 128)
+    assert auto.amp is None
+    forced = fast_settings(Config(threads=threads, batch_size=batch, amp="bf16",
+                                  fast_batchnorm="on"), cpu)
     assert forced.amp == torch.bfloat16 and forced.fast_batchnorm
 
 
@@ -200,8 +200,8 @@ def test_auto_settings_per_device():
     cpu = fast_settings(Config(), torch.device("cpu"))
     assert cpu.channels_last and not cpu.compile and cpu.threads is None  # every core
     assert cpu.geometric_dropout and cpu.keep_heap
-    two = fast_settings(Config(threads=2), torch.device("cpu"))
-    assert two.fast_batchnorm and bool(two.amp) == fast_mod.native_bf16(torch.device("cpu"))
+    two = fast_settings(Config(threads=2, batch_size=128), torch.device("cpu"))
+    assert two.fast_batchnorm and two.amp is None
     assert not fast_settings(Config(cuda_graphs="on"), torch.device("cpu")).graphs  # CUDA only
     off = fast_settings(Config(channels_last="off", amp="off", threads=2), torch.device("cpu"))
     assert not off.channels_last and off.amp is None and off.threads == 2
@@ -417,9 +417,9 @@ def test_a_failed_cuda_graph_capture_trains_on_eagerly_and_loses_nothing(tiny, m
 
 
 def test_one_thread_fp32_trains_as_the_bf16_path(mnist_root):
-    """With one thread "auto" now trains nas_plain_5k's recipe in fp32 with torch's batch norm
-    where it was bf16 autocast with the wide-row batch norm (on a CPU with native bf16): a
-    change of precision, not of the recipe. An epoch of 16 steps both ways ends at the same
+    """On CPU "auto" trains nas_plain_5k's recipe in fp32 with torch's batch norm, where it
+    once was bf16 autocast with the wide-row batch norm (on a CPU with native bf16): a change
+    of precision, not of the recipe. An epoch of 16 steps both ways ends at the same
     training loss and accuracy up to bf16's rounding through the net's 7 conv layers
     (rounded_tol, one rounding per layer forward and one backward)."""
     from models import recipe_of

@@ -146,12 +146,12 @@ class Config:
                            choices=SWITCH, bench=True)
     cuda_graphs: str = setting("auto", "each training step a CUDA graph (auto: on)", RUN,
                                choices=SWITCH, bench=True)
-    amp: str = setting("auto", "bf16 autocast when training (auto: native bf16)", RUN,
+    amp: str = setting("auto", "bf16 autocast when training (auto: CUDA with native bf16)", RUN,
                        choices=("auto", "bf16", "off"), bench=True)
     fast_dropout: str = setting("auto", "dropout masks from geometric gaps (auto: CPU)", RUN,
                                 choices=SWITCH)
-    fast_batchnorm: str = setting("auto", "wide-row batch norm, narrow NHWC (auto: CPU)", RUN,
-                                  choices=SWITCH)
+    fast_batchnorm: str = setting("auto", "wide-row batch norm, narrow NHWC layers (auto: CPU "
+                                  "with several threads, batch >= 128)", RUN, choices=SWITCH)
     data_root: str = setting("", "MNIST root (holding MNIST/raw); else $MNIST_ROOT, else ./data",
                              RUN, search=True, bench=True, path=True)
     target: float = setting(99.4, "accuracy (%) whose first epoch is recorded", RUN,

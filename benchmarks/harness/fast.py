@@ -1,10 +1,9 @@
 """The fast path's settings: Config's "auto" values resolved per device type to what measured
 fastest with `python -m benchmarks speed` (figures and machine: docs/performance.md).
 
-    CPU   every core (one each with --jobs), channels_last, geometric-gap dropout masks, fused
-          SGD, freed memory kept in the heap (glibc); with several threads also bf16 autocast
-          where the CPU has native bf16 and wide-row batch norm for narrow layers, with one
-          thread (a trial of `search run --jobs`, --threads 1) fp32 and torch's batch norm
+    CPU   every core (one each with --jobs), fp32, channels_last, geometric-gap dropout masks,
+          fused SGD, freed memory kept in the heap (glibc); with several threads and batches
+          of 128 or more also the wide-row batch norm for narrow layers
     CUDA  channels_last, bf16 autocast, fused SGD, each step replayed as a CUDA graph
     both  no torch.compile unless asked (--compile on)
 """
@@ -47,13 +46,14 @@ def fast_settings(cfg, device: torch.device) -> Fast:
     """The fast-path choices for `cfg` on `device` ("auto" becomes the measured winner)."""
     cuda, cpu = device.type == "cuda", device.type == "cpu"
     on = lambda value, auto: auto if value == "auto" else value == "on"  # noqa: E731
-    # One CPU thread: bf16 autocast and the wide-row batch norm both measured slower there
-    # (nas_plain_5k's recipe at batch 32 on the Intel Xeon with AMX: fp32 with torch's batch
-    # norm 1.38x the whole step, 1.10x at batch 128 and for resnet_8k; docs/performance.md).
-    # They were chosen with two threads, where torch's NHWC batch norm stalls (batchnorm.py).
-    alone = cpu and (cfg.threads or torch.get_num_threads()) == 1
-    amp = cfg.amp if cfg.amp != "auto" else (
-        "bf16" if native_bf16(device) and not alone else "off")
+    # bf16 autocast on CPU measured slower than fp32 for every workload and thread count tried
+    # (Intel Xeon with AMX: the zoo's nets 0.8x with one thread, 0.85-0.94x with two; ResNet18
+    # at 224 px, batch 16, 0.7x): autocast casts every weight and activation on every step, and
+    # at 8-28 channels the convolutions gain little from bf16. The wide-row
+    # batch norm pays only where torch's NHWC kernel stalls: several threads and long rows
+    # (batch 128: 1.15-1.50x; batch 32 and 64: 0.79-0.94x). docs/performance.md has the runs.
+    several = cpu and (cfg.threads or torch.get_num_threads()) > 1
+    amp = cfg.amp if cfg.amp != "auto" else ("bf16" if cuda and native_bf16(device) else "off")
     channels_last, compiled = on(cfg.channels_last, cuda or cpu), on(cfg.compile, False)
     return Fast(
         channels_last=channels_last,
@@ -68,7 +68,7 @@ def fast_settings(cfg, device: torch.device) -> Fast:
         threads=cfg.threads or None,  # None: torch's own setting (every core)
         # Both are CPU kernels: elsewhere "on" changes nothing (they fall back to torch's).
         geometric_dropout=cpu and on(cfg.fast_dropout, True),  # 1.04-1.07x the whole step
-        fast_batchnorm=cpu and on(cfg.fast_batchnorm, not alone),  # batchnorm.py
+        fast_batchnorm=cpu and on(cfg.fast_batchnorm, several and cfg.batch_size >= 128),
         keep_heap=cpu)  # glibc keeps freed blocks for the next step (keep_heap)
 
 
