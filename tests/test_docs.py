@@ -139,3 +139,37 @@ def test_peers_table_splits_a_peers_runs_by_recipe(tmp_path):
     row = next(line for line in peers_table(tmp_path).splitlines() if f"`{name}`" in line)
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[4:] == [str(own["epochs"]), "2", "99.40", "99.30", "1 of 2", "99.40, 1 of 2"]
+
+
+def test_each_champion_reproduces_from_its_commands(mnist_root, tmp_path):
+    """The reproduce block's confirm line retrains the champion's own trial, and its fresh-seed
+    line the champion itself: run as written (tiny settings appended, a copy of the study
+    database), each writes a row of the champion's architecture."""
+    import os
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+
+    import pandas as pd
+    from conftest import REPO
+
+    from benchmarks.commands.leaderboard import champions
+    from benchmarks.commands.studytables import reproduce_table
+
+    text = reproduce_table(REPO / "results")
+    board = pd.read_csv(REPO / "results" / "leaderboard.csv")
+    archs = {r.arch for r in champions(board).values() if r is not None}
+    lines = [shlex.split(line) for line in text.splitlines()
+             if line.startswith(("python -m search confirm", "python -m benchmarks mnist"))]
+    assert len(lines) == 2 * len(archs) >= 2  # both champions were found by a study
+    shutil.copy(REPO / "results" / "search.db", tmp_path / "search.db")
+    tiny = ["--epochs", "1", "--train-subset", "256", "--test-subset", "200", "--seeds", "1",
+            "--jobs", "1", "--threads", "1", "--results", str(tmp_path / "runs.csv")]
+    for argv in lines:
+        more = ["--storage", f"sqlite:///{tmp_path / 'search.db'}"] if "search" in argv else []
+        done = subprocess.run([sys.executable, *argv[1:], *tiny, *more], cwd=REPO,
+                              env={**os.environ, "MNIST_ROOT": str(mnist_root)},
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert set(pd.read_csv(tmp_path / "runs.csv").arch) == archs

@@ -11,26 +11,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from models import list_models
-from models.registry import BUDGET, CLAIMS, FOUND_BY, SOURCES, arch_of
+from models.registry import CLAIMS, FOUND_BY, SOURCES, arch_of
 
 from .leaderboard import TARGET, champions, describe, recipe_key, trained_with, zoo_task
+from .markdown import md, pct
+from .speedtables import speed_profile_table, speed_table
+from .studytables import reproduce_table, studies_table, trials_table
 
 if TYPE_CHECKING:  # annotations only: --help must not import them
     import pandas as pd
-
-
-def _md(header: list[str], rows: list[list], align: str = "") -> str:
-    align = align or "l" * len(header)
-    rule = ["---:" if a == "r" else "---" for a in align]
-    # An architecture string's '|' would end a Markdown cell: escape it.
-    lines = [header, rule, *[[str(c).replace("|", "\\|") for c in r] for r in rows]]
-    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines) + "\n"
-
-
-def _pct(v) -> str:
-    import pandas as pd
-
-    return "-" if pd.isna(v) else f"{v:.2f}"
 
 
 def _proven(results: Path) -> pd.DataFrame:
@@ -58,11 +47,11 @@ def champions_table(results: Path, _: str = "") -> str:
         fresh = "not run" if not r.fresh_seeds else f"{r.fresh_at_target}/{r.fresh_seeds}"
         rows.append([role, f"`{r.model}`", f"{int(r.params):,}",
                      f"{r.chosen_at_target}/{r.chosen_seeds}", fresh,
-                     f"{_pct(r.fresh_mean_test_acc)} / {_pct(r.fresh_min_test_acc)}",
-                     f"{_pct(r.mean_test_acc)} / {_pct(r.min_test_acc)} ({int(r.runs)})",
+                     f"{pct(r.fresh_mean_test_acc)} / {pct(r.fresh_min_test_acc)}",
+                     f"{pct(r.mean_test_acc)} / {pct(r.min_test_acc)} ({int(r.runs)})",
                      FOUND_BY.get(r.model) or ("hand-made" if r.model in list_models()
                                                else describe(r))])
-    return _md(["champion", "zoo member", "params", f"seeds 1-10 at {TARGET}",
+    return md(["champion", "zoo member", "params", f"seeds 1-10 at {TARGET}",
                 f"fresh seeds 11-20 at {TARGET}", "fresh mean / min",
                 "all runs: mean / min (runs)", "found by (study:trial)"], rows, "llrrrrrl")
 
@@ -75,9 +64,9 @@ def leaderboard_table(results: Path, _: str = "") -> str:
     # A model not in the zoo is named by its string and what it is (leaderboard.describe).
     rows = [[f"`{r.model}`" if r.model in list_models() else f"`{r.arch}` ({describe(r)})",
              f"{int(r.params):,}",
-             r.seed_list, int(r.runs), _pct(r.mean_test_acc), _pct(r.min_test_acc),
+             r.seed_list, int(r.runs), pct(r.mean_test_acc), pct(r.min_test_acc),
              "yes" if r.min_test_acc >= TARGET else "no"] for r in board.itertuples()]
-    return _md(["model", "params", "seeds", "runs", "mean", "min", "all >= 99.4"], rows,
+    return md(["model", "params", "seeds", "runs", "mean", "min", "all >= 99.4"], rows,
                "lrlrrrl")
 
 
@@ -105,80 +94,14 @@ def peers_table(results: Path, _: str = "") -> str:
                          for k, e in zip(keys, mine.epochs)]].final_test_acc
         rows.append([f"`{name}`", f"{counts[name]:,}", SOURCES[name],
                      CLAIMS.get(name, "-"), recipe_of(name).get("epochs", 20), len(accs),
-                     _pct(sum(accs) / len(accs)) if accs else "-",
-                     _pct(min(accs)) if accs else "-",
+                     pct(sum(accs) / len(accs)) if accs else "-",
+                     pct(min(accs)) if accs else "-",
                      f"{sum(a >= TARGET for a in accs)} of {len(accs)}",
-                     f"{_pct(ours.mean())}, {(ours >= TARGET).sum()} of {len(ours)}"
+                     f"{pct(ours.mean())}, {(ours >= TARGET).sum()} of {len(ours)}"
                      if len(ours) else "-"])
-    return _md(["peer", "params", "source (GitHub repository, file)", "claimed (one run, test)",
+    return md(["peer", "params", "source (GitHub repository, file)", "claimed (one run, test)",
                 "epochs", "seeds", "measured mean", "min", "seeds >= 99.4",
                 f"{PEER_RECIPE}'s recipe, 20 epochs: mean, >= 99.4"], rows, "lrllrrrrrr")
-
-
-def speed_table(results: Path, _: str = "") -> str:
-    """Each workload of results/speed.json (the headline first): every contender against the
-    classic loop, in wall time and in CPU time, with the CPU and precision each ran in."""
-    r = json.loads((results / "speed.json").read_text())
-    out = []
-    for w in r.get("workloads", [r]):
-        base = w["baseline"]
-        entries = [("classic PyTorch loop (baseline)", base), ("harness", w["harness"]),
-                   *w["others"].items()]
-        rows = [[name, e.get("precision", ""), f"{e['images_per_second']:,.0f}",
-                 f"{e['images_per_second'] / base['images_per_second']:.2f}x",
-                 f"{e['cpu_images_per_second'] / base['cpu_images_per_second']:.2f}x"
-                 if "cpu_images_per_second" in e else "-",
-                 " ".join(f"{v:,.0f}" for v in e["runs"])] for name, e in entries]
-        recipe = w["harness_settings"]
-        augment = ", ".join(f"{k} {v}" for k, v in recipe["augment"].items() if v)
-        out.append(f"**{w['model']}** ({w['params']:,} params), batch {w['batch_size']}"
-                   f"{', weight average ' + str(recipe['ema']) if recipe.get('ema') else ''}, "
-                   f"augmentation {augment}: {w['steps']} steps x {w['rounds']} rounds, "
-                   f"{w['device_name']}\n\n"
-                   + _md(["contender", "precision", "img/s (median)", "vs baseline",
-                          "vs baseline, CPU time", "each round"], rows, "llrrrl"))
-        if w.get("parts"):  # the step's parts timed alone, each way (contenders.part_timings)
-            rows = [[part, way, f"{us:,.1f}", f"{e['speedup'][way]:.2f}x"]
-                    for part, e in w["parts"].items() for way, us in e["us"].items()]
-            out.append(f"{w['model']}'s step, part by part (medians, one part at a time):\n\n"
-                       + _md(["part", "done as", "us per step", "speed-up"], rows, "llrr"))
-    return "\n".join(out) + (f"\ntorch {r['torch_version']}, commit {r['git_commit']}, "
-                             f"{r['timestamp']}; load average {r['loadavg']['start'][0]:.1f} "
-                             f"at the start.\n")
-
-
-def speed_profile_table(results: Path, _: str = "") -> str:
-    """results/speed-profile.json (benchmarks speed --profile): one step's parts."""
-    r = json.loads((results / "speed-profile.json").read_text())
-    rows = [[name, f"{us / 1e3:.3f}", f"{100 * r['shares'][name]:.1f}%"]
-            for name, us in r["parts_us"].items()]
-    return _md(["part of the step", "ms per step", "share"], rows, "lrr") + (
-        f"\n{r['model']}, batch {r['batch_size']}, {r['device_name']}: "
-        f"{r['step_us'] / 1e3:.2f} ms per step under the profiler, "
-        f"{r['step_us_unprofiled'] / 1e3:.2f} ms without it ({r['steps']} steps); torch "
-        f"{r['torch_version']}, commit {r['git_commit']}, {r['timestamp']}.\n")
-
-
-def studies_table(results: Path, _: str = "") -> str:
-    import optuna
-
-
-    rows = []
-    for db in sorted(results.glob("*.db")):
-        url = f"sqlite:///{db}"
-        for summary in optuna.get_all_study_summaries(url):
-            study = optuna.load_study(study_name=summary.study_name, storage=url)
-            trials = study.get_trials(deepcopy=False)
-            states = Counter(t.state.name.lower() for t in trials)
-            hours = sum((t.datetime_complete - t.datetime_start).total_seconds()
-                        for t in trials if t.datetime_complete and t.datetime_start) / 3600
-            settings = study.user_attrs.get("search", {})
-            rows.append([f"`{summary.study_name}`", db.name,
-                         f"{settings.get('budget', BUDGET):,}",
-                         settings.get("epochs", "-"), len(trials), states["complete"],
-                         states["pruned"], states["fail"] + states["running"], f"{hours:.1f}"])
-    return _md(["study", "database", "budget", "epochs", "trials", "trained to the end",
-                "pruned", "failed or cut off", "trial hours"], rows, "llrrrrrrr")
 
 
 def runs_table(results: Path, model: str) -> str:
@@ -204,10 +127,10 @@ def runs_table(results: Path, model: str) -> str:
     for (commit, path), g in runs.groupby(["git_commit", "path"], sort=False):
         g = g.sort_values("seed")
         accs = [f"{s}: {a:.2f}" for s, a in zip(g.seed, g.final_test_acc)]
-        rows.append([f"`{commit}`", path, " ".join(accs), _pct(g.final_test_acc.mean()),
+        rows.append([f"`{commit}`", path, " ".join(accs), pct(g.final_test_acc.mean()),
                      f"{sum(g.final_test_acc >= TARGET)} of {len(g)}",
                      f"{g.seconds.min():.0f}-{g.seconds.max():.0f}"])
-    return _md(["commit", "device and precision", "seed: test acc (epoch 20)", "mean",
+    return md(["commit", "device and precision", "seed: test acc (epoch 20)", "mean",
                 ">= 99.4", "seconds"], rows, "lllrrr")
 
 
@@ -267,34 +190,20 @@ def ablation_table(results: Path, name: str) -> str:
             f"{k} {ref[k]}" for k in sorted({k for ch in accs for k, _ in ch}))
         rows.append([label, ", ".join(f"{k} {v}" for k, v in parent) or "reference"
                      if parent is not None else "-", len(acc),
-                     " ".join(f"{s}: {_pct(a)}" for s, a in acc.sort_index().items()),
-                     _pct(acc.mean()), diff, wins])
+                     " ".join(f"{s}: {pct(a)}" for s, a in acc.sort_index().items()),
+                     pct(acc.mean()), diff, wins])
     # The footer names the model only where every run shares it (a variant may change it).
     model = (f"`{runs.arch.iloc[0]}`" if runs.arch.nunique() == 1
              else f"Reference model `{ref['model']}`")
     images = int(runs.train_images.iloc[0])
-    return _md(["variant", "compared with", "seeds", "seed: val acc (final epoch)", "mean",
+    return md(["variant", "compared with", "seeds", "seed: val acc (final epoch)", "mean",
                 "paired change", "seeds better"], rows, "llrlrrl") + (
         f"\n{model}, {int(runs.epochs.iloc[0])} epochs, trained on {images:,} images, "
         f"validation on {int(cfg.iloc[0]['val_split']):,}; {runs.device_name.iloc[0]}.\n")
 
 
-def trials_table(results: Path, study: str) -> str:
-    """A study's trained trials, best validation accuracy first, from its exported CSV
-    (`python -m search export --study STUDY` writes results/STUDY-trials.csv)."""
-    import pandas as pd
-
-    trials = pd.read_csv(results / f"{study}-trials.csv")
-    trials = trials[trials.status.isin(["complete", "pruned"])]
-    trials = trials.sort_values(["value_val_acc", "user_attrs_params"], ascending=[False, True])
-    rows = [[int(t.number), f"`{t.user_attrs_arch}`", f"{int(t.user_attrs_params):,}",
-             len(json.loads(t.user_attrs_val_acc_per_epoch)), _pct(t.value_val_acc), t.status]
-            for t in trials.itertuples()]
-    return _md(["trial", "architecture", "params", "epochs", "val acc (last epoch)", "status"],
-               rows, "rlrrrl")
-
-
 TABLES: dict[str, Callable[[Path, str], str]] = {
     "champions": champions_table, "leaderboard": leaderboard_table, "peers": peers_table,
     "speed": speed_table, "speed-profile": speed_profile_table, "studies": studies_table,
-    "runs": runs_table, "ablation": ablation_table, "trials": trials_table}
+    "runs": runs_table, "ablation": ablation_table, "trials": trials_table,
+    "reproduce": reproduce_table}
