@@ -16,9 +16,10 @@ import optuna
 from torch import nn
 
 from benchmarks.harness.config import Config
+from benchmarks.harness.device import device_name, resolve_device
 from benchmarks.harness.fast import fast_settings
 from benchmarks.harness.runs import signals_held, stop_hook
-from benchmarks.harness.train import device_name, resolve_device, seeded
+from benchmarks.harness.train import seeded
 from benchmarks.tasks import get_task
 from benchmarks.tasks.run import run_one
 from errors import DivergedError, UserError

@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.harness.config import Config
+from benchmarks.harness.device import resolve_device
 from benchmarks.harness.results import CONFIRMED, check_target
 from benchmarks.harness.runs import for_jobs, resolve_jobs, side_by_side, stop_hook
-from benchmarks.harness.train import resolve_device
 from benchmarks.tasks import get_task, task_config
 from benchmarks.tasks.run import run_one
 from errors import UserError

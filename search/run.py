@@ -21,9 +21,9 @@ from rich.console import Console
 
 from benchmarks.harness.cli import check_positive, check_seeds, parse_jobs
 from benchmarks.harness.config import Config
+from benchmarks.harness.device import device_name, resolve_device
 from benchmarks.harness.fast import fast_settings, threads_while
 from benchmarks.harness.runs import for_jobs, resolve_jobs, stop_on_ctrl_c
-from benchmarks.harness.train import device_name, resolve_device
 from benchmarks.tasks import config_from_args, get_task
 from errors import DivergedError, UserError
 from models import BUDGET

@@ -17,6 +17,7 @@ import benchmarks.harness.train as train_mod
 from benchmarks.__main__ import main as bench_main
 from benchmarks.commands import stepprofile
 from benchmarks.harness import data as data_mod
+from benchmarks.harness import device as device_mod
 from benchmarks.harness import fast as fast_mod
 from benchmarks.harness.config import Config
 from benchmarks.harness.fast import RunDropout, fast_settings, geometric_mask
@@ -74,8 +75,8 @@ def test_speed_command_times_the_champion_recipe_first(mnist_root, tmp_path):
     assert recipe["ema"] == 0.999 and recipe["augment"]["shear"] == 10.0
     assert recipe["augment"]["scale"] == 0.1
     for w in (head, ref):
-        assert w["cpu"] == train_mod.cpu_model() and w["threads"] == 1
-        assert w["device_name"].startswith(train_mod.cpu_model())
+        assert w["cpu"] == device_mod.cpu_model() and w["threads"] == 1
+        assert w["device_name"].startswith(device_mod.cpu_model())
         assert w["device_name"].endswith(", 1 threads")
         assert w["baseline"]["precision"] == "fp32"
         assert w["harness"]["precision"] in ("fp32", "bf16 autocast")
@@ -290,7 +291,7 @@ def test_a_run_names_the_cpu_and_the_precision_it_trained_in(tiny, amp, named):
     cfg, data = tiny
     result = train(create_model(cfg.model), dataclasses.replace(cfg, amp=amp), data)
     assert named in result["device_name"], result["device_name"]
-    assert result["device_name"].startswith(train_mod.cpu_model())
+    assert result["device_name"].startswith(device_mod.cpu_model())
 
 
 def test_evaluate_leaves_training_usable(tiny):

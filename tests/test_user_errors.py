@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import models
 from benchmarks.__main__ import main as benchmarks_main
 from benchmarks.harness.config import Config, add_config_args, names
-from benchmarks.harness.train import resolve_device
+from benchmarks.harness.device import resolve_device
 from benchmarks.tasks import config_from_args
 from errors import UserError
 from models import ArchError, arch_of, create_model, parse

@@ -21,9 +21,10 @@ from ..harness import data as data_mod
 from ..harness import fast as fast_mod
 from ..harness.config import Config
 from ..harness.data import MEAN, STD, Data, Split
+from ..harness.device import resolve_device
 from ..harness.fast import fast_settings, native_bf16, threads_while
 from ..harness.runs import for_jobs, side_by_side
-from ..harness.train import make_schedule, resolve_device, train
+from ..harness.train import make_schedule, train
 
 LOG_INTERVAL = 10  # the example's --log-interval: loss.item() every 10 batches
 

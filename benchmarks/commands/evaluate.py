@@ -62,7 +62,8 @@ def load_split(side: dict, split: str, device: torch.device, data_root: str = ""
 def evaluate_checkpoint(path: Path | str, split: str = "test", device: str | None = None,
                         data_root: str = "") -> dict:
     """Load a checkpoint, evaluate it on `split`; figures in percent, with the recorded ones."""
-    from ..harness.train import evaluate, resolve_device
+    from ..harness.device import resolve_device
+    from ..harness.train import evaluate
     from ..tasks.run import load_checkpoint
 
     model, side = load_checkpoint(path, "cpu")

@@ -76,8 +76,8 @@ def measure(cfg: Config, steps: int, rounds: int, ablate=(), parallel: int = 1,
     in alternating rounds; `parts`: also the step's parts each way (part_timings, CPU)."""
     import torch
 
+    from ..harness.device import resolve_device
     from ..harness.fast import fast_settings, keep_heap
-    from ..harness.train import resolve_device
     from ..tasks.mnist_files import load_mnist, mnist_root, verify_mnist
     from .contenders import (
         Contender,
@@ -139,7 +139,7 @@ def _report(cfg, device, steps, rounds, contenders, load, fast, default_threads,
     from models.report import profile
 
     from ..harness import results as results_mod
-    from ..harness.train import cpu_model
+    from ..harness.device import cpu_model
     from .contenders import (
         Contender,
         peak_gflops,
@@ -297,8 +297,8 @@ def main(args: argparse.Namespace) -> int:
 
 def _named(device: torch.device, fast) -> str:
     """device_name with the thread count the harness trained with (--threads)."""
+    from ..harness.device import device_name
     from ..harness.fast import threads_while
-    from ..harness.train import device_name
 
 
     with threads_while(fast.threads):

@@ -35,9 +35,10 @@ from torch.profiler import ProfilerActivity, profile, record_function
 from models import create_model
 
 from ..harness import results as results_mod
+from ..harness.device import cpu_model, device_name, resolve_device
 from ..harness.ema import WeightAverage
 from ..harness.fast import fast_model, fast_settings, make_optimizer
-from ..harness.train import cpu_model, device_name, make_schedule, resolve_device
+from ..harness.train import make_schedule
 from ..tasks.mnist_files import load_mnist
 
 PARTS = ("augmentation", "forward", "backward", "optimizer", "schedule", "weight average",

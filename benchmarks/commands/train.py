@@ -67,9 +67,9 @@ def training_config(args: argparse.Namespace, **extra) -> Config:
 def main(args: argparse.Namespace) -> int:
     from models.report import unwrapped
 
+    from ..harness.device import resolve_device
     from ..harness.results import check_target, runs_path, seeds_done
     from ..harness.runs import for_jobs, resolve_jobs, side_by_side, stop_hook
-    from ..harness.train import resolve_device
     from ..tasks.run import run_one
 
     console = unwrapped(Console(highlight=False))

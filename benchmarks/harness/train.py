@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import math
-import platform
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +27,7 @@ from errors import DivergedError
 
 from . import graphs
 from .data import Data
+from .device import device_name, resolve_device
 from .ema import WeightAverage
 from .fast import Fast, eval_channels_last, fast_model, fast_settings, make_optimizer
 from .init import init_weights
@@ -62,51 +61,6 @@ def seeded(seed: int):
     with _seed_lock:
         torch.manual_seed(seed)
         yield
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    from errors import UserError
-
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"invalid option: device must be auto, cpu, cuda, cuda:N or mps "
-                        f"(got {name!r})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"invalid option: device {name!r} asked for, but CUDA is not available")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise UserError(f"invalid option: device {name!r} asked for, but this machine has "
-                        f"{torch.cuda.device_count()} CUDA device(s)")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise UserError(f"invalid option: device {name!r} asked for, but MPS is not available")
-    return device
-
-
-def device_name(device: torch.device, fast: Fast | None = None) -> str:
-    """The device and, given a run's fast path, the precision it trained in: "auto" means
-    bf16 on one CPU kind and fp32 on another (fast.native_bf16), so a row says which it got."""
-    precision = "" if fast is None else (", bf16 autocast" if fast.amp else ", fp32")
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device) + precision
-    model = cpu_model()
-    return (f"{model + ', ' if model else ''}{platform.machine()} cpu{precision}, "
-            f"{torch.get_num_threads()} threads")
-
-
-@functools.cache
-def cpu_model() -> str:
-    """The CPU's model name (Linux's /proc/cpuinfo; else what platform knows), or ''."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and value.strip():
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() if platform.processor() != platform.machine() else ""
 
 
 # ----------------------------------------------------------------------------------------------
