@@ -47,7 +47,7 @@ def fast_settings(cfg, device: torch.device) -> Fast:
     cuda, cpu = device.type == "cuda", device.type == "cpu"
     on = lambda value, auto: auto if value == "auto" else value == "on"  # noqa: E731
     # bf16 autocast on CPU measured slower than fp32 for every workload and thread count tried
-    # (Intel Xeon with AMX: the zoo's nets 0.8x with one thread, 0.85-0.94x with two; ResNet18
+    # (Intel Xeon with AMX: the zoo's nets 0.8x with one thread, 0.85-0.97x with two; ResNet18
     # at 224 px, batch 16, 0.7x): autocast casts every weight and activation on every step, and
     # at 8-28 channels the convolutions gain little from bf16. The wide-row
     # batch norm pays only where torch's NHWC kernel stalls: several threads and long rows
