@@ -341,3 +341,26 @@ def test_a_file_saved_with_a_bom_takes_rows(tmp_path):
     path.write_bytes(b"\xef\xbb\xbf" + _good())
     append_row(_row(5), path)
     assert pd.read_csv(path, encoding="utf-8-sig").seed.tolist() == [0, 1, 5]
+
+
+def test_seeds_done_match_recipe_and_scope_not_where_it_ran(tmp_path):
+    """--resume's reading of a runs CSV: a row counts for the seed it ran when every recipe and
+    scope field but the seed equals the planned run's, wherever it ran (threads, device); a
+    field a row predates counts at its default."""
+    import dataclasses
+    from dataclasses import asdict
+
+    from benchmarks.harness.config import Config
+    from benchmarks.harness.results import seeds_done
+
+    path = tmp_path / "runs.csv"
+    cfg = Config(model="plain_4k", epochs=20, lr=0.05)
+    ran = [asdict(cfg) | {"seed": 1, "threads": 2},                   # same run, elsewhere
+           asdict(cfg) | {"seed": 2, "lr": 0.1},                      # another recipe
+           asdict(cfg) | {"seed": 3, "epochs": 15},                   # another scope
+           {k: v for k, v in asdict(cfg).items() if k != "ema"} | {"seed": 4}]  # predates ema
+    for i, config in enumerate(ran):
+        append_row(_row(i) | {"config": json.dumps(config)}, path)
+    assert seeds_done(cfg, path) == {1, 4}
+    assert seeds_done(cfg, tmp_path / "none.csv") == set()
+    assert seeds_done(dataclasses.replace(cfg, ema=0.5), path) == set()  # no row ran that
