@@ -80,6 +80,19 @@ def test_the_smallest_champion_needs_the_fresh_seed_certificate():
     assert only_b["smallest"] is None and only_b["smallest, fresh seeds pending"] is None
 
 
+def test_another_zoo_task_is_never_a_champion(monkeypatch):
+    """A second task training the zoo (say, a synthetic one) has leaderboard rows of its own,
+    but its 20-epoch runs at 99.4% do not answer MNIST's question."""
+    import benchmarks.commands.leaderboard as leaderboard_mod
+
+    monkeypatch.setattr(leaderboard_mod, "zoo_task", lambda task: True)  # both train the zoo
+    runs = _runs({"small": (1000, {s: 99.9 for s in range(1, 21)}),
+                  "c": (4500, {s: 99.5 for s in range(1, 21)})})
+    runs.loc[runs.arch == "small", "task"] = "bars"
+    found = champions(leaderboard(runs))
+    assert found["smallest"]["arch"] == "c" and found["most accurate"]["arch"] == "c"
+
+
 @pytest.mark.parametrize("name", sorted(FOUND_BY))
 def test_member_is_its_trial(name):
     trial = trial_of(name)

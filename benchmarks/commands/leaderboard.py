@@ -158,15 +158,20 @@ def zoo_task(task: str) -> bool:
     return task in TASKS and get_task(task).ZOO
 
 
+# The question the champions answer, 99.4% in 20 epochs, is MNIST's. Another task that trains
+# the zoo has its rows on the leaderboard, but is never a champion of this question.
+CHAMPION_TASK = "mnist"
+
+
 def champions(board: pd.DataFrame, seeds: int = 5) -> dict:
-    """What users come for, from the zoo task's rows (MNIST) of 20 epochs on the full training
+    """What users come for, from CHAMPION_TASK's rows of 20 epochs on the full training
     set: the smallest architecture with the fresh-seed certificate (every one of seeds 1-10 at
     the target, and FRESH_NEEDED of seeds 11-20), and the most accurate by mean over at least
     `seeds` seeds. A smaller one whose seeds 1-10 all passed but whose fresh seeds have not all
     run yet is named as pending. A role with no qualifying row is None."""
     import pandas as pd
 
-    proven = board[board.task.map(zoo_task) & (board.epochs == 20)
+    proven = board[(board.task == CHAMPION_TASK) & (board.epochs == 20)
                    & (board.train_images == 60_000)]
     stands = pd.Series([certified(r) for r in proven.itertuples()], index=proven.index,
                        dtype=bool)  # a Series: a list of no booleans would select no columns
