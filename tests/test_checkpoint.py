@@ -100,6 +100,28 @@ def test_concurrent_same_second_runs_never_share_or_delete_each_others_files(tmp
         load(final)  # each one whole and loadable
 
 
+def test_a_run_ending_while_another_claims_its_stem_keeps_its_weights(tmp_path, monkeypatch):
+    """The interleaving behind a rare failure of the race above: run 1 commits (its weights take
+    their final name, its claim goes) just as run 2, same stem, claims it. Run 2 must see run
+    1's weights and take the next stem, not overwrite them."""
+    import os
+
+    from benchmarks.harness import checkpoint
+
+    first = save_partial(_row(), _model(), directory=tmp_path)  # saved, row not yet written
+    real_open = os.open
+
+    def open_as_the_first_run_ends(path, *args, **kwargs):
+        if str(path).endswith(checkpoint.PENDING) and "_claim" in first:
+            commit_run(first)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint.os, "open", open_as_the_first_run_ends)
+    second = save_run(_row(), _model(), directory=tmp_path)
+    assert second["checkpoint"] != first["checkpoint"]
+    assert second["checkpoint"].endswith("-2-final.safetensors")
+
+
 def test_best_weights_keeps_the_best_val_epoch(tmp_path):
     model = _model()
     calls = []

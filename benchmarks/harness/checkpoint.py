@@ -146,11 +146,16 @@ def _claim(directory: Path, stem: str) -> tuple[int, Path] | None:
     of two runs with the same stem (same task, model, seed and second) exactly one gets it, and
     `clean` can tell a live run's files (locked) from a dead one's. None when taken."""
     pending = directory / f"{stem}{PENDING}"
-    if (directory / f"{stem}-final{SUFFIX}").exists():
-        return None
     try:
         fd = os.open(pending, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
+        return None
+    # Only now look for a finished run of this stem: commit_run gives the weights their final
+    # name before it removes the claim, so a claim made after that removal sees them. Looked
+    # at first, a run finishing between the look and the claim was overwritten.
+    if (directory / f"{stem}-final{SUFFIX}").exists():
+        pending.unlink()
+        os.close(fd)
         return None
     fcntl.flock(fd, fcntl.LOCK_EX)
     return fd, pending
