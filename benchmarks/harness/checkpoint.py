@@ -150,14 +150,13 @@ def _claim(directory: Path, stem: str) -> tuple[int, Path] | None:
         fd = os.open(pending, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         return None
+    fcntl.flock(fd, fcntl.LOCK_EX)
     # Only now look for a finished run of this stem: commit_run gives the weights their final
     # name before it removes the claim, so a claim made after that removal sees them. Looked
     # at first, a run finishing between the look and the claim was overwritten.
     if (directory / f"{stem}-final{SUFFIX}").exists():
-        pending.unlink()
-        os.close(fd)
+        _release({"_claim": (fd, pending)})
         return None
-    fcntl.flock(fd, fcntl.LOCK_EX)
     return fd, pending
 
 
