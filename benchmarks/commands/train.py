@@ -86,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
             console.print(f"seeds {skipped} already have rows in {runs_path(args.results)}: "
                           "skipped", soft_wrap=True)
         if not (seeds := [s for s in seeds if s not in done]):
-            return 0  # a runs CSV that cannot take a row fails before any work
+            return 0
     what = task.preflight(base)  # so do a model or weights that cannot be had
     device = resolve_device(base.device)
     jobs = min(resolve_jobs(jobs, device), len(seeds))
