@@ -200,6 +200,18 @@ def _refused(e: UserError, path: Path) -> None:
     assert f"{path}, line " in str(e) or f"{path} is empty (0 bytes)" in str(e), e
 
 
+def test_a_header_and_no_runs_reads_as_no_runs_everywhere(tmp_path):
+    """What a damage can leave (a cut right after the header line): every reader answers
+    with empty tables, not a traceback."""
+    from benchmarks.harness.results import COLUMNS
+
+    (tmp_path / "runs.csv").write_bytes((",".join(COLUMNS) + "\r\n").encode())
+    assert leaderboard.regenerate(tmp_path).empty
+    assert plots.regenerate(tmp_path, summary=True) == []
+    assert "no runs in runs.csv yet" in _docs_tables(tmp_path)
+    assert "none yet" in tables.champions_table(tmp_path)
+
+
 @settings(max_examples=20, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(damaged())

@@ -166,6 +166,8 @@ def ablation_table(results: Path, name: str) -> str:
     from ..harness import results as results_mod
 
     runs = results_mod.read_runs(results / f"{name or 'ablation'}.csv")
+    if runs.empty:  # a header and no runs yet
+        return f"(no runs in {name or 'ablation'}.csv yet)\n"
     cfg = runs.config.map(json.loads)
     # The reference: each field's most common value over the runs, so it does not depend on
     # which run finished first; on a tie, the middle one (a sweep 0.025, 0.05, 0.1 is centred).
