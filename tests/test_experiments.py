@@ -23,7 +23,8 @@ TINY = "--epochs 1 --train-subset 256 --val-split 128 --test-subset 256"
                                           ("recipe-4k.sh", "recipe-4k.csv"),
                                           ("batch-16.sh", "batch-16.csv"),
                                           ("recipe-5k.sh", "recipe-5k.csv"),
-                                          ("peer-layout.sh", "peer-layout.csv")])
+                                          ("peer-layout.sh", "peer-layout.csv"),
+                                          ("recipe-3700.sh", "recipe-3700.csv")])
 def test_each_script_trains_exactly_the_recipes_of_its_committed_rows(tmp_path, mnist_root,
                                                                        script, rows):
     """Run with tiny settings on one seed, a script trains every variant its committed rows
