@@ -71,6 +71,8 @@ def test_the_smallest_champion_needs_the_fresh_seed_certificate():
     assert (row.chosen_seeds, row.chosen_at_target, row.fresh_seeds, row.fresh_at_target) == \
         (10, 10, 10, 9)
     assert row.fresh_min_test_acc == 99.1
+    assert row.fresh_devices == "cpu"
+    assert pd.isna(board.set_index("arch").loc["f"].fresh_devices)  # no fresh seed ran
     assert board.set_index("arch").loc["e"].chosen_at_target == 9
     found = champions(board)
     assert found["smallest"]["arch"] == "c"
@@ -78,6 +80,17 @@ def test_the_smallest_champion_needs_the_fresh_seed_certificate():
     assert found["most accurate"]["arch"] == "f"
     only_b = champions(board[board.arch == "b"])
     assert only_b["smallest"] is None and only_b["smallest, fresh seeds pending"] is None
+
+
+def test_the_certificate_names_every_kind_its_fresh_seeds_ran_on():
+    """A fresh seed run on a second CPU kind (or precision) counts only if it passed there too,
+    and the kind is named beside the count."""
+    runs = _runs({"c": (4500, {s: 99.5 for s in range(1, 21)})})
+    again = runs[runs.seed == 13].assign(device_name="AMD EPYC, x86_64 cpu, fp32, 1 threads",
+                                          final_test_acc=99.36, timestamp="2026-01-02T00:00:00")
+    row = leaderboard(pd.concat([runs, again])).iloc[0]
+    assert row.fresh_devices == "AMD EPYC, x86_64 cpu, fp32, 1 threads; cpu"
+    assert (row.fresh_at_target, row.fresh_min_test_acc) == (9, 99.36)
 
 
 def test_another_zoo_task_is_never_a_champion(monkeypatch):

@@ -79,9 +79,15 @@ TARGET = 99.4
 CHOSEN_SEEDS, FRESH_SEEDS, FRESH_NEEDED = range(1, 11), range(11, 21), 9
 
 
+def joined(values) -> str:
+    """The distinct values, sorted, as one cell: 'a; b'."""
+    return "; ".join(sorted(set(map(str, values))))
+
+
 def certificate(runs: pd.DataFrame, target: float = TARGET) -> pd.DataFrame:
     """Per leaderboard key: how many of seeds 1-10 ran and reached `target`, the same for the
-    fresh seeds 11-20, and the fresh seeds' mean and minimum (over their runs)."""
+    fresh seeds 11-20, the fresh seeds' mean and minimum (over their runs) and the devices
+    they ran on."""
     import pandas as pd
 
     worst = runs.groupby([*KEYS, "seed"], dropna=False).final_test_acc.min().reset_index()
@@ -91,8 +97,11 @@ def certificate(runs: pd.DataFrame, target: float = TARGET) -> pd.DataFrame:
         parts[f"{name}_seeds"] = mine.groupby(KEYS, dropna=False).seed.size()
         parts[f"{name}_at_target"] = (mine.assign(ok=mine.final_test_acc >= target)
                                       .groupby(KEYS, dropna=False).ok.sum())
-    fresh = runs[runs.seed.isin(FRESH_SEEDS)].groupby(KEYS, dropna=False).final_test_acc
-    parts["fresh_mean_test_acc"], parts["fresh_min_test_acc"] = fresh.mean(), fresh.min()
+    fresh = runs[runs.seed.isin(FRESH_SEEDS)].groupby(KEYS, dropna=False)
+    parts["fresh_mean_test_acc"] = fresh.final_test_acc.mean()
+    parts["fresh_min_test_acc"] = fresh.final_test_acc.min()
+    # Where the fresh seeds ran: a certificate holds only on the CPU kinds and precisions named.
+    parts["fresh_devices"] = fresh.device_name.agg(joined)
     cert = pd.DataFrame(parts)
     counts = [c for c in cert if c.endswith(("_seeds", "_at_target"))]
     cert[counts] = cert[counts].fillna(0).astype(int)
@@ -109,7 +118,7 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per task, architecture, epochs and training-set size; best mean accuracy first."""
     from ..harness.results import found_by as confirmed
 
-    runs = runs.dropna(subset=["final_test_acc"])
+    runs = runs.dropna(subset=["final_test_acc"]).reset_index(drop=True)  # runs of two files
     runs = runs.sort_values("timestamp").assign(recipe=runs.config.map(recipe_key))
     by_seed = runs.sort_values(["seed", "timestamp"], kind="stable")
     accs = by_seed.groupby(KEYS, dropna=False).final_test_acc.agg(
@@ -121,7 +130,7 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
         min_test_acc=("final_test_acc", "min"), max_test_acc=("final_test_acc", "max"),
         mean_max_test_acc=("max_test_acc", "mean"),
         mean_seconds=("seconds", "mean"),
-        devices=("device_name", lambda s: "; ".join(sorted(set(map(str, s))))),
+        devices=("device_name", joined),
         seed_list=("seed", lambda s: " ".join(map(str, sorted(set(s))))),
         source=("source", "last"),
         found_by=("source", lambda s: next(filter(None, map(confirmed, reversed(list(s)))),

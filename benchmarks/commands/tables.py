@@ -26,7 +26,6 @@ def _proven(results: Path) -> pd.DataFrame:
     """Leaderboard rows of MNIST, 20 epochs, all 60,000 training images, 5 seeds or more."""
     import pandas as pd
 
-
     board = pd.read_csv(results / "leaderboard.csv")
     return board[board.task.map(zoo_task) & (board.epochs == 20)
                  & (board.train_images == 60_000) & (board.seeds >= 5)]
@@ -35,30 +34,28 @@ def _proven(results: Path) -> pd.DataFrame:
 def champions_table(results: Path, _: str = "") -> str:
     import pandas as pd
 
-
-
     board = pd.read_csv(results / "leaderboard.csv")
     rows = []
     for role, r in champions(board).items():
         if r is None:
             if not role.endswith("pending"):
-                rows.append([role, "none yet", *[""] * 6])
+                rows.append([role, "none yet", *[""] * 7])
             continue
         fresh = "not run" if not r.fresh_seeds else f"{r.fresh_at_target}/{r.fresh_seeds}"
         rows.append([role, f"`{r.model}`", f"{int(r.params):,}",
                      f"{r.chosen_at_target}/{r.chosen_seeds}", fresh,
                      f"{pct(r.fresh_mean_test_acc)} / {pct(r.fresh_min_test_acc)}",
                      f"{pct(r.mean_test_acc)} / {pct(r.min_test_acc)} ({int(r.runs)})",
+                     r.fresh_devices if r.fresh_seeds else "-",
                      FOUND_BY.get(r.model) or ("hand-made" if r.model in list_models()
                                                else describe(r))])
     return md(["champion", "zoo member", "params", f"seeds 1-10 at {TARGET}",
                 f"fresh seeds 11-20 at {TARGET}", "fresh mean / min",
-                "all runs: mean / min (runs)", "found by (study:trial)"], rows, "llrrrrrl")
+                "all runs: mean / min (runs)", "fresh seeds ran on", "found by (study:trial)"],
+              rows, "llrrrrrll")
 
 
 def leaderboard_table(results: Path, _: str = "") -> str:
-
-
     board = _proven(results).sort_values(["params", "mean_test_acc"], ascending=[True, False],
                                          kind="stable")  # a tie in size: best first
     # A model not in the zoo is named by its string and what it is (leaderboard.describe).
