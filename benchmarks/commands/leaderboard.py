@@ -114,6 +114,17 @@ def certified(row) -> bool:
             and row.fresh_seeds == len(FRESH_SEEDS) and row.fresh_at_target >= FRESH_NEEDED)
 
 
+def verdict(row) -> str:
+    """'stands', 'fails' (a chosen seed missed, or more fresh seeds than FRESH_NEEDED allows),
+    or 'pending' while seeds that could still decide it have not run."""
+    if certified(row):
+        return "stands"
+    fresh_missed = row.fresh_seeds - row.fresh_at_target
+    if row.chosen_at_target < row.chosen_seeds or fresh_missed > len(FRESH_SEEDS) - FRESH_NEEDED:
+        return "fails"
+    return "pending"
+
+
 def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per task, architecture, epochs and training-set size; best mean accuracy first."""
     from ..harness.results import found_by as confirmed

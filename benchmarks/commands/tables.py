@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 from models import list_models
 from models.registry import CLAIMS, FOUND_BY, SOURCES, arch_of
 
-from .leaderboard import TARGET, champions, describe, recipe_key, trained_with, zoo_task
+from .leaderboard import (CHAMPION_TASK, TARGET, champions, describe, recipe_key, trained_with,
+                          verdict, zoo_task)
 from .markdown import md, pct
 from .speedtables import speed_profile_table, speed_table
 from .studytables import reproduce_table, studies_table, trials_table
@@ -53,6 +54,23 @@ def champions_table(results: Path, _: str = "") -> str:
                 f"fresh seeds 11-20 at {TARGET}", "fresh mean / min",
                 "all runs: mean / min (runs)", "fresh seeds ran on", "found by (study:trial)"],
               rows, "llrrrrrll")
+
+
+def certificates_table(results: Path, _: str = "") -> str:
+    """The fresh-seed certificate of every member promoted from the search, with its own recipe
+    at 20 epochs on the full training set, smallest first."""
+    import pandas as pd
+
+    board = pd.read_csv(results / "leaderboard.csv")
+    board = board[(board.task == CHAMPION_TASK) & (board.epochs == 20)
+                  & (board.train_images == 60_000) & board.model.isin(list(FOUND_BY))]
+    rows = [[f"`{r.model}`", f"{int(r.params):,}", f"{r.chosen_at_target}/{r.chosen_seeds}",
+             f"{r.fresh_at_target}/{r.fresh_seeds}" if r.fresh_seeds else "not run",
+             f"{pct(r.fresh_mean_test_acc)} / {pct(r.fresh_min_test_acc)}"
+             if r.fresh_seeds else "-", verdict(r), r.fresh_devices if r.fresh_seeds else "-"]
+            for r in board.sort_values("params").itertuples()]
+    return md(["member", "params", f"seeds 1-10 at {TARGET}", f"fresh seeds 11-20 at {TARGET}",
+                "fresh mean / min", "certificate", "fresh seeds ran on"], rows, "lrrrrll")
 
 
 def leaderboard_table(results: Path, _: str = "") -> str:
@@ -202,7 +220,8 @@ def ablation_table(results: Path, name: str) -> str:
 
 
 TABLES: dict[str, Callable[[Path, str], str]] = {
-    "champions": champions_table, "leaderboard": leaderboard_table, "peers": peers_table,
+    "champions": champions_table, "certificates": certificates_table,
+    "leaderboard": leaderboard_table, "peers": peers_table,
     "speed": speed_table, "speed-profile": speed_profile_table, "studies": studies_table,
     "runs": runs_table, "ablation": ablation_table, "trials": trials_table,
     "reproduce": reproduce_table}
