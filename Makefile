@@ -41,7 +41,7 @@ params: $(STAMP)
 	$(BIN)/python -m models
 
 # results/leaderboard.csv from runs.csv, then the generated tables of README.md and docs/ and
-# the params-vs-accuracy plot.
+# the pictures drawn from it (params vs accuracy, the certificates).
 leaderboard: $(STAMP)
 	$(BIN)/python -m benchmarks leaderboard
 	$(BIN)/python -m benchmarks docs

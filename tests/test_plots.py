@@ -210,3 +210,23 @@ def test_labels_cover_no_marker_and_no_error_bar():
     for label in ax.texts:
         box = text_box(label, renderer)
         assert not any(box.overlaps(m) for m in marks), label.get_text()
+
+
+def test_certificate_picture_has_a_row_and_a_verdict_per_promoted_member(tmp_path, monkeypatch):
+    """From the committed runs: one row per member promoted from the search that has runs of
+    its own recipe, smallest first, each with its verdict (the smallest champion's stands)."""
+    from conftest import REPO
+
+    from benchmarks.commands import drawing, seedplot
+    from models.registry import FOUND_BY
+
+    drawn = []
+    monkeypatch.setattr(drawing, "_save", lambda fig, path: drawn.append(fig) or path)
+    assert seedplot.plot_certificates(REPO / "results", tmp_path) == [
+        tmp_path / "mnist-certificates.png"]
+    (ax,) = drawn[0].axes
+    names = [t.get_text().split(" (")[0] for t in ax.get_yticklabels()]
+    assert sorted(names) == sorted(FOUND_BY) and "nas_plain_5k" == names[0]
+    verdicts = [t.get_text() for t in ax.texts]
+    assert len(verdicts) == len(names) and verdicts[0].startswith("stands: 10/10")
+    assert seedplot.plot_certificates(tmp_path, tmp_path) == []  # no runs.csv: no picture

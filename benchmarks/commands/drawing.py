@@ -8,6 +8,7 @@ results/checkpoints/*.json + .safetensors and results/*.db, into results/plots/:
     runs/<run>/misclassified.png  the test digits it gets wrong (runs with a checkpoint)
     zoo-curves.png                test accuracy per epoch, one seed per architecture
     mnist-params-vs-accuracy.png  parameters vs mean test accuracy (20 epochs), 99.4% line
+    mnist-certificates.png        every run of each promoted member: seeds 1-10, fresh 11-20
     mnist-augmentation.png        training digits as the model sees them after augmentation
     <db>-<study>-history.png, -importances.png, -pareto.png   Optuna's matplotlib plots
 """

@@ -50,6 +50,19 @@ def trained_with(name: str, key: str, epochs: int) -> bool:
     return own_epochs == epochs and all(key.get(k) == v for k, v in recipe.items())
 
 
+def member_runs(runs: pd.DataFrame, name: str) -> pd.DataFrame:
+    """A zoo member's runs of 20 epochs on the full training set with its own recipe: its
+    architecture, whatever name each row carries."""
+    import pandas as pd
+
+    runs = runs[(runs.epochs == 20) & (runs.train_images == 60_000)
+                & (runs.arch == arch_of(name))]
+    own = pd.Series([trained_with(name, recipe_key(c), e)
+                     for c, e in zip(runs.config, runs.epochs)],
+                    index=runs.index, dtype=bool)  # a list of no booleans would select no columns
+    return runs[own]
+
+
 def recipe_owner(key: str, epochs: int) -> str | None:
     """The zoo member (with a recipe of its own) whose recipe a run trained with, if any."""
 

@@ -197,6 +197,13 @@ def params_vs_accuracy(results_dir: Path, out: Path) -> list[Path]:
                                           peers=peers)]
 
 
+def summary_plots(results_dir: Path, out: Path) -> list[Path]:
+    """The pictures drawn from the runs' leaderboard: sizes against accuracy, certificates."""
+    from .seedplot import plot_certificates
+
+    return params_vs_accuracy(results_dir, out) + plot_certificates(results_dir, out)
+
+
 def regenerate(results_dir: Path | None = None, out: Path | None = None,
                console: Console | None = None, summary: bool = False) -> list[Path]:
     """Write every picture (with summary, only those drawn from the leaderboard); returns their
@@ -214,7 +221,7 @@ def regenerate(results_dir: Path | None = None, out: Path | None = None,
     out = Path(out or results_dir / "plots")
     _check_out(out)
     if summary:
-        return params_vs_accuracy(results_dir, out)
+        return summary_plots(results_dir, out)
     console = unwrapped(console)
     runs = benchmark_runs(results_dir)
     made = []
@@ -235,7 +242,7 @@ def regenerate(results_dir: Path | None = None, out: Path | None = None,
             first.setdefault(member, {**r, "model": member})
     if first:
         made.append(drawing.plot_zoo_curves(list(first.values()), out / "zoo-curves.png"))
-    made += params_vs_accuracy(results_dir, out)
+    made += summary_plots(results_dir, out)
     # Augmentation as the default Config trains: on CPU, a few training digits.
     cfg = Config(device="cpu", train_subset=16, progress=False)
     try:

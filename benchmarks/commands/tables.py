@@ -13,8 +13,17 @@ from typing import TYPE_CHECKING
 from models import list_models
 from models.registry import CLAIMS, FOUND_BY, SOURCES, arch_of
 
-from .leaderboard import (CHAMPION_TASK, TARGET, champions, describe, recipe_key, trained_with,
-                          verdict, zoo_task)
+from .leaderboard import (
+    CHAMPION_TASK,
+    TARGET,
+    champions,
+    describe,
+    member_runs,
+    recipe_key,
+    trained_with,
+    verdict,
+    zoo_task,
+)
 from .markdown import md, pct
 from .speedtables import speed_profile_table, speed_table
 from .studytables import reproduce_table, studies_table, trials_table
@@ -122,18 +131,13 @@ def peers_table(results: Path, _: str = "") -> str:
 def runs_table(results: Path, model: str) -> str:
     """Every 20-epoch full-set run of one model (a zoo member: its architecture trained with its
     own recipe, whatever name the row carries), grouped by the code and precision that ran it."""
-    import pandas as pd
-
     from ..harness import results as results_mod
 
     runs = results_mod.read_runs(results / "runs.csv")
-    runs = runs[(runs.epochs == 20) & (runs.train_images == 60_000)]
     if model in list_models():
-        own = pd.Series([trained_with(model, recipe_key(c), e)
-                         for c, e in zip(runs.config, runs.epochs)], index=runs.index, dtype=bool)
-        runs = runs[(runs.arch == arch_of(model)) & own]
+        runs = member_runs(runs, model)
     else:
-        runs = runs[runs.model == model]
+        runs = runs[(runs.epochs == 20) & (runs.train_images == 60_000) & (runs.model == model)]
     if runs.empty:
         return f"(no 20-epoch runs of {model} yet)\n"
     runs = runs.assign(path=[_precision(d, json.loads(c))
