@@ -196,6 +196,13 @@ def zoo_task(task: str) -> bool:
 CHAMPION_TASK = "mnist"
 
 
+def on_protocol(board: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard rows that answer the question: CHAMPION_TASK, 20 epochs, all 60,000
+    training images."""
+    return board[(board.task == CHAMPION_TASK) & (board.epochs == 20)
+                 & (board.train_images == 60_000)]
+
+
 def champions(board: pd.DataFrame, seeds: int = 5) -> dict:
     """What users come for, from CHAMPION_TASK's rows of 20 epochs on the full training
     set: the smallest architecture with the fresh-seed certificate (every one of seeds 1-10 at
@@ -204,8 +211,7 @@ def champions(board: pd.DataFrame, seeds: int = 5) -> dict:
     run yet is named as pending. A role with no qualifying row is None."""
     import pandas as pd
 
-    proven = board[(board.task == CHAMPION_TASK) & (board.epochs == 20)
-                   & (board.train_images == 60_000)]
+    proven = on_protocol(board)
     stands = pd.Series([certified(r) for r in proven.itertuples()], index=proven.index,
                        dtype=bool)  # a Series: a list of no booleans would select no columns
     passing = proven[stands].sort_values("params")

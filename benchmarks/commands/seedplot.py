@@ -15,6 +15,7 @@ from .leaderboard import (
     TARGET,
     leaderboard,
     member_runs,
+    on_protocol,
     verdict,
 )
 
@@ -38,8 +39,7 @@ def plot_certificates(results_dir: Path, out: Path) -> list[Path]:
             if len(r)}
     if not mine:
         return []
-    board = leaderboard(runs)
-    board = board[(board.epochs == 20) & (board.train_images == 60_000)].set_index("model")
+    board = on_protocol(leaderboard(runs)).set_index("model")
     fig = Figure(figsize=(9, 0.8 + 0.6 * len(mine)))
     ax = fig.subplots()
     for y, (name, r) in enumerate(mine.items()):

@@ -14,11 +14,11 @@ from models import list_models
 from models.registry import CLAIMS, FOUND_BY, SOURCES, arch_of
 
 from .leaderboard import (
-    CHAMPION_TASK,
     TARGET,
     champions,
     describe,
     member_runs,
+    on_protocol,
     recipe_key,
     trained_with,
     verdict,
@@ -71,8 +71,8 @@ def certificates_table(results: Path, _: str = "") -> str:
     import pandas as pd
 
     board = pd.read_csv(results / "leaderboard.csv")
-    board = board[(board.task == CHAMPION_TASK) & (board.epochs == 20)
-                  & (board.train_images == 60_000) & board.model.isin(list(FOUND_BY))]
+    board = on_protocol(board)
+    board = board[board.model.isin(list(FOUND_BY))]
     rows = [[f"`{r.model}`", f"{int(r.params):,}", f"{r.chosen_at_target}/{r.chosen_seeds}",
              f"{r.fresh_at_target}/{r.fresh_seeds}" if r.fresh_seeds else "not run",
              f"{pct(r.fresh_mean_test_acc)} / {pct(r.fresh_min_test_acc)}"
