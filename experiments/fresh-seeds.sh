@@ -6,6 +6,9 @@
 # and on another CPU kind (or precision) it runs the ten seeds again there: the certificate
 # must hold on each. One run at a time (JOBS=2 for two), one thread each; rows land in
 # results/runs.csv as each seed ends.
+# An AVX-512 machine computes as an AVX2-only CPU does with its kernels held to AVX2, and the
+# rows say so (device_name: "kernels ATen AVX2, oneDNN AVX2"):
+#   ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 experiments/fresh-seeds.sh MEMBER
 #   usage: experiments/fresh-seeds.sh MEMBER [SEEDS...]   (default seeds 11-20)
 set -euo pipefail
 cd "$(dirname "$0")/.."

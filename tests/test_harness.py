@@ -204,3 +204,19 @@ def test_params_report_cli(capsys, tmp_path):
     assert (zoo.params < 20000).all() and len(zoo) >= 12
     assert models_main(["summary", "resnet_8k"]) == 0
     assert "Residual" in capsys.readouterr().out
+
+
+def test_kernels_held_down_are_named_in_the_device(monkeypatch):
+    """Kernels held below the CPU's own (ONEDNN_MAX_CPU_ISA, ATEN_CPU_CAPABILITY) compute as
+    another CPU kind does, so the row must not pass for a run of this CPU's own kernels."""
+    import torch
+
+    from benchmarks.harness import device
+
+    for var in device.KERNEL_CAPS:
+        monkeypatch.delenv(var, raising=False)
+    own = device.device_name(torch.device("cpu"))
+    assert "kernels" not in own
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    held = device.device_name(torch.device("cpu"))
+    assert held != own and "kernels oneDNN AVX2" in held

@@ -4,6 +4,7 @@ run's fast path, the precision it trained in."""
 from __future__ import annotations
 
 import functools
+import os
 import platform
 
 import torch
@@ -38,8 +39,24 @@ def device_name(device: torch.device, fast: Fast | None = None) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device) + precision
     model = cpu_model()
-    return (f"{model + ', ' if model else ''}{platform.machine()} cpu{precision}, "
+    return (f"{model + ', ' if model else ''}{platform.machine()} cpu{kernels()}{precision}, "
             f"{torch.get_num_threads()} threads")
+
+
+# Environment variables that hold torch's CPU kernels below what the CPU has. Held to AVX2, an
+# AVX-512 machine computes through the same kernels as an AVX2-only CPU (the AMD kind without
+# AVX-512), so its runs are a different device for a certificate and their rows must say so.
+KERNEL_CAPS = {"ATEN_CPU_CAPABILITY": "ATen", "ONEDNN_MAX_CPU_ISA": "oneDNN",
+               "DNNL_MAX_CPU_ISA": "oneDNN"}
+
+
+def kernels() -> str:
+    """', kernels ATen AVX2, oneDNN AVX2' where the environment holds the kernels down, else ''."""
+
+    held = {library: torch.backends.cpu.get_cpu_capability() if var == "ATEN_CPU_CAPABILITY"
+            else os.environ[var].upper()
+            for var, library in KERNEL_CAPS.items() if os.environ.get(var)}
+    return ", kernels " + ", ".join(f"{k} {v}" for k, v in held.items()) if held else ""
 
 
 @functools.cache
