@@ -153,7 +153,7 @@ def test_committed_leaderboard_plot_prints_no_name_over_another(tmp_path, monkey
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     from benchmarks.commands import drawing, labels
-    from benchmarks.commands.plots import params_vs_accuracy
+    from benchmarks.commands.plots import summary_plots
 
     drawn = []
 
@@ -162,7 +162,7 @@ def test_committed_leaderboard_plot_prints_no_name_over_another(tmp_path, monkey
         drawn.append(ax)
 
     monkeypatch.setattr(drawing, "label_points", spy)
-    assert params_vs_accuracy(REPO / "results", tmp_path)
+    assert summary_plots(REPO / "results", tmp_path)
     (ax,) = drawn
     renderer = FigureCanvasAgg(ax.figure).get_renderer()
     boxes = [(t.get_text(), labels.text_box(t, renderer)) for t in ax.texts]
@@ -218,15 +218,19 @@ def test_certificate_picture_has_a_row_and_a_verdict_per_promoted_member(tmp_pat
     from conftest import REPO
 
     from benchmarks.commands import drawing, seedplot
+    from benchmarks.commands.leaderboard import leaderboard
+    from benchmarks.commands.plots import summary_plots
+    from benchmarks.harness.results import read_runs
     from models.registry import FOUND_BY
 
     drawn = []
-    monkeypatch.setattr(drawing, "_save", lambda fig, path: drawn.append(fig) or path)
-    assert seedplot.plot_certificates(REPO / "results", tmp_path) == [
+    monkeypatch.setattr(drawing, "save", lambda fig, path: drawn.append(fig) or path)
+    runs = read_runs(REPO / "results" / "runs.csv")
+    assert seedplot.plot_certificates(runs, leaderboard(runs), tmp_path) == [
         tmp_path / "mnist-certificates.png"]
     (ax,) = drawn[0].axes
     names = [t.get_text().split(" (")[0] for t in ax.get_yticklabels()]
     assert sorted(names) == sorted(FOUND_BY) and "nas_plain_5k" == names[0]
     verdicts = [t.get_text() for t in ax.texts]
     assert len(verdicts) == len(names) and verdicts[0].startswith("stands: 10/10")
-    assert seedplot.plot_certificates(tmp_path, tmp_path) == []  # no runs.csv: no picture
+    assert summary_plots(tmp_path, tmp_path) == []  # no runs.csv: no picture

@@ -39,7 +39,7 @@ from .leaderboard import describe  # noqa: E402
 DPI = 100  # the PNGs are committed: keep them small
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)  # only pyplot-made figures are registered; harmless for the others
@@ -95,7 +95,7 @@ def plot_curves(run: dict, path: Path) -> Path:
         if late:
             acc_ax.set_ylim(min(late) - 0.5, min(100.0, max(late) + 0.3))
     fig.suptitle(_title(run), fontsize=10)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_confusion(confusion: list[list[int]], path: Path, title: str = "",
@@ -125,7 +125,7 @@ def plot_confusion(confusion: list[list[int]], path: Path, title: str = "",
     acc = 100 * float(cm.diag().sum() / cm.sum())
     ax.set_title(f"{title}\naccuracy {acc:.2f}% of {int(cm.sum()):,} images; errors in red "
                  "(darker: more)".strip(), fontsize=9)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 @torch.no_grad()
@@ -156,7 +156,7 @@ def plot_misclassified(model: torch.nn.Module, split: Split, path: Path, title: 
         ax.set_title(f"{int(truth[i])} → {int(pred[i])}", fontsize=9, color="crimson")
     fig.suptitle(f"{title}\n{len(wrong)} of {len(split):,} test digits misclassified "
                  f"(true → predicted; first {min(len(wrong), limit)} shown)", fontsize=10)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_augmentation(train: Split, cfg, path: Path, digits: int = 6, variants: int = 9,
@@ -176,7 +176,7 @@ def plot_augmentation(train: Split, cfg, path: Path, digits: int = 6, variants: 
             ax.set_title("original" if col == 0 else "", fontsize=8)
     fig.suptitle(f"Training digits as the model sees them: rotation ±{cfg.rotate:g}°, "
                  f"shift ±{100 * cfg.translate:g}% (first column: unaugmented)", fontsize=10)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_zoo_curves(runs: list[dict], path: Path) -> Path:
@@ -197,7 +197,7 @@ def plot_zoo_curves(runs: list[dict], path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("MNIST test accuracy per epoch, benchmark runs")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def accuracy_front(board: pd.DataFrame) -> pd.DataFrame:
@@ -251,7 +251,7 @@ def plot_params_vs_accuracy(board: pd.DataFrame, path: Path, target: float = 99.
     # Names only: the size is the x axis, and a hollow marker says fewer than 5 seeds.
     label_points(fig, ax, [(r.params, r.mean_test_acc, _point_name(r))
                             for r in board.itertuples()])
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _point_name(row) -> str:
@@ -290,4 +290,4 @@ def plot_image_predictions(model: torch.nn.Module, split, path: Path, title: str
     right = sum(t == p for _, t, p in shown[:limit])
     fig.suptitle(f"{title}\n{right} of {len(shown[:limit])} shown validation images right",
                  fontsize=10)
-    return _save(fig, path)
+    return save(fig, path)

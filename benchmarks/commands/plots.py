@@ -26,6 +26,7 @@ from .leaderboard import leaderboard, recipe_key, trained_with, zoo_task
 
 if TYPE_CHECKING:  # annotations only: --help must not import them
     import optuna
+    import pandas as pd
 
 
 def benchmark_runs(results_dir: Path) -> list[dict]:
@@ -161,7 +162,7 @@ def study_plots(storage: str, out: Path, prefix: str, console: Console) -> list[
                 _best_so_far(ax, study, done, names[0])
             if kind == "importances":  # one readable row per parameter (the space has many)
                 fig.set_size_inches(8, max(4.0, 0.22 * len(ax.get_yticks()) + 1.5))
-            made.append(drawing._save(fig, out / f"{stem}-{kind}.png"))
+            made.append(drawing.save(fig, out / f"{stem}-{kind}.png"))
     return made
 
 
@@ -178,16 +179,10 @@ def _best_so_far(ax, study: optuna.Study, done: list, name: str) -> None:
     ax.legend(loc="lower right")
 
 
-def params_vs_accuracy(results_dir: Path, out: Path) -> list[Path]:
+def params_vs_accuracy(board: pd.DataFrame, out: Path) -> list[Path]:
     """The zoo's leaderboard as a picture: 20-epoch rows, and the peers at their own epochs."""
-
-    from ..harness import results as results_mod
     from . import drawing
 
-    path = results_dir / "runs.csv"
-    if not path.is_file():
-        return []
-    board = leaderboard(results_mod.read_runs(path))
     peers = frozenset(SOURCES)  # published models, trained at their own epoch counts
     board = board[board.task.map(zoo_task) & (board.train_images == 60_000)
                   & ((board.epochs == 20) | board.model.isin(peers))]
@@ -198,10 +193,17 @@ def params_vs_accuracy(results_dir: Path, out: Path) -> list[Path]:
 
 
 def summary_plots(results_dir: Path, out: Path) -> list[Path]:
-    """The pictures drawn from the runs' leaderboard: sizes against accuracy, certificates."""
+    """The pictures drawn from the runs' leaderboard (sizes against accuracy, certificates),
+    from one read of results_dir's runs.csv; nothing without one."""
+    from ..harness import results as results_mod
     from .seedplot import plot_certificates
 
-    return params_vs_accuracy(results_dir, out) + plot_certificates(results_dir, out)
+    path = results_dir / "runs.csv"
+    if not path.is_file():
+        return []
+    runs = results_mod.read_runs(path)
+    board = leaderboard(runs)
+    return params_vs_accuracy(board, out) + plot_certificates(runs, board, out)
 
 
 def regenerate(results_dir: Path | None = None, out: Path | None = None,

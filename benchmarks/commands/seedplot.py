@@ -5,6 +5,7 @@ seeds 1-10 apart from the fresh seeds 11-20, the 99.4% line, and the verdict bes
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from models.registry import FOUND_BY
 
@@ -13,33 +14,31 @@ from .leaderboard import (
     CHOSEN_SEEDS,
     FRESH_SEEDS,
     TARGET,
-    leaderboard,
     member_runs,
     on_protocol,
     verdict,
 )
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 VERDICT_COLOURS = {"stands": "tab:green", "fails": "tab:red", "pending": "grey"}
 
 
-def plot_certificates(results_dir: Path, out: Path) -> list[Path]:
-    """Draw the picture from results_dir's runs.csv; nothing when no promoted member ran."""
+def plot_certificates(runs: pd.DataFrame, board: pd.DataFrame, out: Path) -> list[Path]:
+    """Draw the picture from the runs and their leaderboard; nothing when no promoted member
+    ran."""
     from matplotlib.figure import Figure
 
-    from ..harness import results as results_mod
-    from .drawing import _save
+    from .drawing import save
 
-    path = results_dir / "runs.csv"
-    if not path.is_file():
-        return []
-    runs = results_mod.read_runs(path)
     runs = runs[runs.task == CHAMPION_TASK].dropna(subset=["final_test_acc"])
     mine = {name: member_runs(runs, name) for name in FOUND_BY}
     mine = {name: r for name, r in sorted(mine.items(), key=lambda kv: kv[1].params.min())
             if len(r)}
     if not mine:
         return []
-    board = on_protocol(leaderboard(runs)).set_index("model")
+    board = on_protocol(board).set_index("model")
     fig = Figure(figsize=(9, 0.8 + 0.6 * len(mine)))
     ax = fig.subplots()
     for y, (name, r) in enumerate(mine.items()):
@@ -65,4 +64,4 @@ def plot_certificates(results_dir: Path, out: Path) -> list[Path]:
     ax.grid(alpha=0.3, axis="x")
     ax.set_title(f"The fresh-seed certificate: every seed 1-10 and 9 of 11-20 at {TARGET}% "
                  "(own recipe, all runs on every device)", fontsize=10)
-    return [_save(fig, out / "mnist-certificates.png")]
+    return [save(fig, out / "mnist-certificates.png")]

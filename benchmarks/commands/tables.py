@@ -41,6 +41,20 @@ def _proven(results: Path) -> pd.DataFrame:
                  & (board.train_images == 60_000) & (board.seeds >= 5)]
 
 
+# The fresh-seed certificate's cells, shared by the champions and certificates tables.
+CERTIFICATE_COLUMNS = [f"seeds 1-10 at {TARGET}", f"fresh seeds 11-20 at {TARGET}",
+                       "fresh mean / min", "fresh seeds ran on"]
+
+
+def certificate_cells(r) -> list[str]:
+    """A leaderboard row's certificate cells, under CERTIFICATE_COLUMNS."""
+    chosen = f"{r.chosen_at_target}/{r.chosen_seeds}"
+    if not r.fresh_seeds:
+        return [chosen, "not run", "-", "-"]
+    return [chosen, f"{r.fresh_at_target}/{r.fresh_seeds}",
+            f"{pct(r.fresh_mean_test_acc)} / {pct(r.fresh_min_test_acc)}", r.fresh_devices]
+
+
 def champions_table(results: Path, _: str = "") -> str:
     import pandas as pd
 
@@ -51,18 +65,12 @@ def champions_table(results: Path, _: str = "") -> str:
             if not role.endswith("pending"):
                 rows.append([role, "none yet", *[""] * 7])
             continue
-        fresh = "not run" if not r.fresh_seeds else f"{r.fresh_at_target}/{r.fresh_seeds}"
-        rows.append([role, f"`{r.model}`", f"{int(r.params):,}",
-                     f"{r.chosen_at_target}/{r.chosen_seeds}", fresh,
-                     f"{pct(r.fresh_mean_test_acc)} / {pct(r.fresh_min_test_acc)}",
+        rows.append([role, f"`{r.model}`", f"{int(r.params):,}", *certificate_cells(r),
                      f"{pct(r.mean_test_acc)} / {pct(r.min_test_acc)} ({int(r.runs)})",
-                     r.fresh_devices if r.fresh_seeds else "-",
                      FOUND_BY.get(r.model) or ("hand-made" if r.model in list_models()
                                                else describe(r))])
-    return md(["champion", "zoo member", "params", f"seeds 1-10 at {TARGET}",
-                f"fresh seeds 11-20 at {TARGET}", "fresh mean / min",
-                "all runs: mean / min (runs)", "fresh seeds ran on", "found by (study:trial)"],
-              rows, "llrrrrrll")
+    return md(["champion", "zoo member", "params", *CERTIFICATE_COLUMNS,
+               "all runs: mean / min (runs)", "found by (study:trial)"], rows, "llrrrrlrl")
 
 
 def certificates_table(results: Path, _: str = "") -> str:
@@ -73,13 +81,9 @@ def certificates_table(results: Path, _: str = "") -> str:
     board = pd.read_csv(results / "leaderboard.csv")
     board = on_protocol(board)
     board = board[board.model.isin(list(FOUND_BY))]
-    rows = [[f"`{r.model}`", f"{int(r.params):,}", f"{r.chosen_at_target}/{r.chosen_seeds}",
-             f"{r.fresh_at_target}/{r.fresh_seeds}" if r.fresh_seeds else "not run",
-             f"{pct(r.fresh_mean_test_acc)} / {pct(r.fresh_min_test_acc)}"
-             if r.fresh_seeds else "-", verdict(r), r.fresh_devices if r.fresh_seeds else "-"]
+    rows = [[f"`{r.model}`", f"{int(r.params):,}", *certificate_cells(r), verdict(r)]
             for r in board.sort_values("params").itertuples()]
-    return md(["member", "params", f"seeds 1-10 at {TARGET}", f"fresh seeds 11-20 at {TARGET}",
-                "fresh mean / min", "certificate", "fresh seeds ran on"], rows, "lrrrrll")
+    return md(["member", "params", *CERTIFICATE_COLUMNS, "certificate"], rows, "lrrrrll")
 
 
 def leaderboard_table(results: Path, _: str = "") -> str:
