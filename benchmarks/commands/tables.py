@@ -24,7 +24,7 @@ from .leaderboard import (
     verdict,
     zoo_task,
 )
-from .markdown import md, pct
+from .markdown import devices, md, pct
 from .speedtables import speed_profile_table, speed_table
 from .studytables import reproduce_table, studies_table, trials_table
 
@@ -52,7 +52,8 @@ def certificate_cells(r) -> list[str]:
     if not r.fresh_seeds:
         return [chosen, "not run", "-", "-"]
     return [chosen, f"{r.fresh_at_target}/{r.fresh_seeds}",
-            f"{pct(r.fresh_mean_test_acc)} / {pct(r.fresh_min_test_acc)}", r.fresh_devices]
+            f"{pct(r.fresh_mean_test_acc)} / {pct(r.fresh_min_test_acc)}",
+            devices(r.fresh_devices)]
 
 
 def champions_table(results: Path, _: str = "") -> str:
@@ -158,12 +159,10 @@ def runs_table(results: Path, model: str) -> str:
 
 
 def _precision(device_name: str, config: dict) -> str:
-    """'Intel(R) Xeon(R) Processor, bf16 autocast' from a row's device_name; rows from before
-    the precision was recorded there: what their Config asked for."""
-    parts = [p.strip() for p in str(device_name).split(",")]
-    kept = [p for p in parts if not p.endswith("threads") and p != "x86_64 cpu"]
-    if any("bf16" in p or "fp32" in p for p in kept):
-        return ", ".join(kept)
+    """'Intel Xeon, bf16 autocast' from a row's device_name; rows from before the precision
+    was recorded there: what their Config asked for."""
+    if "bf16" in device_name or "fp32" in device_name:
+        return devices(device_name)
     return (f"{config.get('amp', 'auto')} amp, channels_last "
             f"{config.get('channels_last', 'auto')}")
 
