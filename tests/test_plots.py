@@ -214,11 +214,12 @@ def test_labels_cover_no_marker_and_no_error_bar():
 
 def test_certificate_picture_has_a_row_and_a_verdict_per_promoted_member(tmp_path, monkeypatch):
     """From the committed runs: one row per member promoted from the search that has runs of
-    its own recipe, smallest first, each with its verdict (the smallest champion's stands)."""
+    its own recipe, smallest first, each with the leaderboard's verdict and counts; the smallest
+    champion's row says it stands."""
     from conftest import REPO
 
     from benchmarks.commands import drawing, seedplot
-    from benchmarks.commands.leaderboard import leaderboard
+    from benchmarks.commands.leaderboard import champions, leaderboard, on_protocol, verdict
     from benchmarks.commands.plots import summary_plots
     from benchmarks.harness.results import read_runs
     from models.registry import FOUND_BY
@@ -226,11 +227,17 @@ def test_certificate_picture_has_a_row_and_a_verdict_per_promoted_member(tmp_pat
     drawn = []
     monkeypatch.setattr(drawing, "save", lambda fig, path: drawn.append(fig) or path)
     runs = read_runs(REPO / "results" / "runs.csv")
-    assert seedplot.plot_certificates(runs, leaderboard(runs), tmp_path) == [
+    board = leaderboard(runs)
+    assert seedplot.plot_certificates(runs, board, tmp_path) == [
         tmp_path / "mnist-certificates.png"]
     (ax,) = drawn[0].axes
     names = [t.get_text().split(" (")[0] for t in ax.get_yticklabels()]
     assert sorted(names) == sorted(FOUND_BY) and "nas_plain_5k" == names[0]
-    verdicts = [t.get_text() for t in ax.texts]
-    assert len(verdicts) == len(names) and verdicts[0].startswith("stands: 10/10")
+    verdicts = dict(zip(names, (t.get_text() for t in ax.texts), strict=True))
+    rows = on_protocol(board).set_index("model")
+    for name, said in verdicts.items():
+        r = rows.loc[name]
+        assert said == (f"{verdict(r)}: {r.chosen_at_target}/{r.chosen_seeds}, "
+                        f"fresh {r.fresh_at_target}/{r.fresh_seeds}")
+    assert verdicts[champions(board)["smallest"]["model"]].startswith("stands: 10/10")
     assert summary_plots(tmp_path, tmp_path) == []  # no runs.csv: no picture
