@@ -259,3 +259,12 @@ def test_a_members_layout_with_another_members_recipe_is_named_by_both():
     assert board.loc["2", "model"] == board.loc["3", "model"] == arch_of(peer)
     assert describe(board.loc["2"]) == f"{peer}'s layout, {recipe}'s recipe"
     assert describe(board.loc["3"]) == f"{peer}'s layout, another recipe"
+
+
+def test_a_run_whose_row_names_no_device_is_named_by_its_config():
+    """A row read with an empty device_name (NaN) falls back to what its Config asked for."""
+    from benchmarks.commands.tables import _precision
+
+    assert _precision(float("nan"), {"amp": "bf16"}) == "bf16 amp, channels_last auto"
+    assert _precision("Intel(R) Xeon(R) Processor, x86_64 cpu, fp32, 1 threads", {}) == \
+        "Intel Xeon, fp32"

@@ -153,7 +153,9 @@ def test_committed_leaderboard_plot_prints_no_name_over_another(tmp_path, monkey
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     from benchmarks.commands import drawing, labels
-    from benchmarks.commands.plots import summary_plots
+    from benchmarks.commands.leaderboard import leaderboard
+    from benchmarks.commands.plots import params_vs_accuracy
+    from benchmarks.harness.results import read_runs
 
     drawn = []
 
@@ -162,7 +164,7 @@ def test_committed_leaderboard_plot_prints_no_name_over_another(tmp_path, monkey
         drawn.append(ax)
 
     monkeypatch.setattr(drawing, "label_points", spy)
-    assert summary_plots(REPO / "results", tmp_path)
+    assert params_vs_accuracy(leaderboard(read_runs(REPO / "results" / "runs.csv")), tmp_path)
     (ax,) = drawn
     renderer = FigureCanvasAgg(ax.figure).get_renderer()
     boxes = [(t.get_text(), labels.text_box(t, renderer)) for t in ax.texts]

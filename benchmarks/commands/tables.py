@@ -161,7 +161,7 @@ def runs_table(results: Path, model: str) -> str:
 def _precision(device_name: str, config: dict) -> str:
     """'Intel Xeon, bf16 autocast' from a row's device_name; rows from before the precision
     was recorded there: what their Config asked for."""
-    if "bf16" in device_name or "fp32" in device_name:
+    if "bf16" in str(device_name) or "fp32" in str(device_name):
         return devices(device_name)
     return (f"{config.get('amp', 'auto')} amp, channels_last "
             f"{config.get('channels_last', 'auto')}")
