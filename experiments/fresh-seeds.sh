@@ -5,7 +5,9 @@
 # CPU model in this precision is skipped, so the same command continues after an interruption,
 # and on another CPU kind (or precision) it runs the ten seeds again there: the certificate
 # must hold on each. One run at a time (JOBS=2 for two), one thread each; rows land in
-# results/runs.csv as each seed ends.
+# results/runs.csv as each seed ends. Once the rows so far fail the certificate (a chosen seed
+# missed, or two fresh ones), no more seeds start: more runs can only add misses. Seeds run in
+# the order given, so the weakest seeds of earlier runs can go first.
 # An AVX-512 machine computes as an AVX2-only CPU does with its kernels held to AVX2, and the
 # rows say so (device_name: "kernels ATen AVX2, oneDNN AVX2"):
 #   ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 experiments/fresh-seeds.sh MEMBER
@@ -40,9 +42,26 @@ print(" ".join(s for s in seeds if s not in done))
 PY
 )
 echo "fresh seeds of $member still to run: ${todo:-none}"
+verdict() {
+  "$PY" - "$RESULTS" "$member" <<'PY'
+import sys
+
+import pandas as pd
+
+from benchmarks.commands.leaderboard import leaderboard, on_protocol, verdict
+
+path, member = sys.argv[1:]
+board = on_protocol(leaderboard(pd.read_csv(path)))
+print(next((verdict(r) for r in board.itertuples() if r.model == member), "pending"))
+PY
+}
 failed=0
 for seed in $todo; do
   while (( $(jobs -rp | wc -l) >= ${JOBS:-1} )); do wait -n || failed=1; done
+  if [[ -f $RESULTS && $(verdict) == fails ]]; then
+    echo "$member's certificate fails on the rows so far: seeds not started: from $seed on"
+    break
+  fi
   "$PY" -m benchmarks mnist --model "$member" --seeds "$seed" --epochs 20 --threads 1 \
     --progress false --results "$RESULTS" &
 done
