@@ -82,9 +82,12 @@ def certificates_table(results: Path, _: str = "") -> str:
     board = pd.read_csv(results / "leaderboard.csv")
     board = on_protocol(board)
     board = board[board.model.isin(list(FOUND_BY))]
-    rows = [[f"`{r.model}`", f"{int(r.params):,}", *certificate_cells(r), verdict(r)]
+    # What a certificate costs: every run of the member, each on one CPU core (or a GPU).
+    rows = [[f"`{r.model}`", f"{int(r.params):,}", *certificate_cells(r), verdict(r),
+             f"{int(r.runs)}", f"{r.runs * r.mean_seconds / 3600:.1f}"]
             for r in board.sort_values("params").itertuples()]
-    return md(["member", "params", *CERTIFICATE_COLUMNS, "certificate"], rows, "lrrrrll")
+    return md(["member", "params", *CERTIFICATE_COLUMNS, "certificate", "runs", "run hours"],
+              rows, "lrrrrllrr")
 
 
 def leaderboard_table(results: Path, _: str = "") -> str:
