@@ -71,3 +71,25 @@ def test_nas_results_chooses_the_folder_and_only_full_runs_count(tmp_path, monke
     loaded = models.create_model("plain_7k", pretrained=True).state_dict()
     assert loaded.keys() == saved.keys() and all(torch.equal(v, loaded[k])
                                                  for k, v in saved.items())
+
+
+def test_every_champion_has_weights_that_test_as_recorded_and_its_pictures(committed,
+                                                                             mnist_root):
+    """The leaderboard's champions can be loaded and used, not only read about: their weights
+    test as their run recorded, and a run of each has its curves and misclassified digits."""
+    import pandas as pd
+
+    from benchmarks.commands.leaderboard import champions
+
+    board = pd.read_csv(REPO / "results" / "leaderboard.csv")
+    named = {r.model for r in champions(board).values() if r is not None}
+    assert named and named <= set(list_pretrained())
+    cfg = Config(device="cpu", test_subset=0, data_root=str(mnist_root), progress=False)
+    test = load_data(cfg, torch.device("cpu"), with_test=True).test
+    for name in sorted(named):
+        side = json.loads(pretrained_weights(name).with_suffix(".json").read_text())
+        acc = evaluate(models.create_model(name, pretrained=True), test)["acc"]
+        assert abs(acc - side["recorded"]["test_acc"]) <= 0.01 + 1e-9, name  # one image, as above
+        folders = (REPO / "results" / "plots" / "runs").glob(f"mnist-{name}-s*")
+        assert any((f / "curves.png").is_file() and (f / "misclassified.png").is_file()
+                   for f in folders), name
