@@ -82,7 +82,9 @@ def test_every_champion_has_weights_that_test_as_recorded_and_its_pictures(commi
     from benchmarks.commands.leaderboard import champions
 
     board = pd.read_csv(REPO / "results" / "leaderboard.csv")
-    named = {r.model for r in champions(board).values() if r is not None}
+    # A smaller model still waiting for its fresh seeds is named too, but is no champion yet.
+    named = {r.model for role, r in champions(board).items()
+             if r is not None and not role.endswith("pending")}
     assert named and named <= set(list_pretrained())
     cfg = Config(device="cpu", test_subset=0, data_root=str(mnist_root), progress=False)
     test = load_data(cfg, torch.device("cpu"), with_test=True).test
