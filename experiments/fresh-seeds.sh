@@ -46,12 +46,11 @@ verdict() {
   "$PY" - "$RESULTS" "$member" <<'PY'
 import sys
 
-import pandas as pd
-
 from benchmarks.commands.leaderboard import leaderboard, on_protocol, verdict
+from benchmarks.harness.results import read_runs
 
 path, member = sys.argv[1:]
-board = on_protocol(leaderboard(pd.read_csv(path)))
+board = on_protocol(leaderboard(read_runs(path)))
 print(next((verdict(r) for r in board.itertuples() if r.model == member), "pending"))
 PY
 }
